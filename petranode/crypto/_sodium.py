@@ -10,6 +10,7 @@ handshake) do that.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Any, Callable, TypeVar
 
 import nacl.bindings as _b
@@ -183,7 +184,7 @@ def crypto_sign_ed25519_sk_to_curve25519(sk: bytes) -> bytes:
 
 def crypto_generichash(data: bytes, *, key: bytes = b"", digest_size: int = 32) -> bytes:
     """BLAKE2b."""
-    return bytes(_call(_b.crypto_generichash, data, key, digest_size))
+    return bytes(_call(_b.crypto_generichash_blake2b_salt_personal, data, digest_size, key))
 
 
 def crypto_generichash_personal(data: bytes, *, person: bytes, digest_size: int = 64) -> bytes:
@@ -197,3 +198,12 @@ def crypto_hash_sha256(data: bytes) -> bytes:
 
 def crypto_hash_sha512(data: bytes) -> bytes:
     return hashlib.sha512(data).digest()
+
+
+def crypto_auth_hmacsha256(msg: bytes, key: bytes) -> bytes:
+    """HMAC-SHA-256 (RFC 2104) with a key of any length, as the Noise framework's HKDF needs.
+
+    PyNaCl does not bind libsodium's ``crypto_auth_hmacsha256``; the standard library's HMAC
+    over OpenSSL's SHA-256 is the same function.
+    """
+    return hmac.digest(key, msg, "sha256")
