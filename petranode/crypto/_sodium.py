@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import nacl.bindings as _b
 import nacl.exceptions as _nacl_exc
@@ -45,6 +46,7 @@ def _call(fn: Callable[..., T], *args: Any) -> T:
 
 # -- randomness -------------------------------------------------------------------------
 
+
 def randombytes(n: int) -> bytes:
     return bytes(_b.randombytes(n))
 
@@ -54,6 +56,7 @@ def randombytes_buf_deterministic(n: int, seed: bytes) -> bytes:
 
 
 # -- comparisons ------------------------------------------------------------------------
+
 
 def sodium_memcmp(a: bytes, b: bytes) -> bool:
     """Constant-time equality of two byte strings of equal length (False if lengths differ)."""
@@ -67,6 +70,7 @@ def sodium_is_zero(a: bytes) -> bool:
 
 
 # -- ed25519 group (prime-order subgroup only, as libsodium enforces) --------------------
+
 
 def crypto_core_ed25519_is_valid_point(p: bytes) -> bool:
     """Canonical, on the curve, in the prime-order subgroup and not of small order."""
@@ -119,6 +123,7 @@ def crypto_core_ed25519_scalar_invert(x: bytes) -> bytes:
 
 # -- X25519 ----------------------------------------------------------------------------
 
+
 def crypto_scalarmult_base(n: bytes) -> bytes:
     """X25519 public key of the (clamped) secret n."""
     return bytes(_call(_b.crypto_scalarmult_base, n))
@@ -134,23 +139,33 @@ def crypto_scalarmult(n: bytes, p: bytes) -> bytes:
 
 # -- AEAD ------------------------------------------------------------------------------
 
-def crypto_aead_chacha20poly1305_ietf_encrypt(msg: bytes, aad: bytes, nonce: bytes, key: bytes) -> bytes:
+
+def crypto_aead_chacha20poly1305_ietf_encrypt(
+    msg: bytes, aad: bytes, nonce: bytes, key: bytes
+) -> bytes:
     return bytes(_call(_b.crypto_aead_chacha20poly1305_ietf_encrypt, msg, aad, nonce, key))
 
 
-def crypto_aead_chacha20poly1305_ietf_decrypt(ct: bytes, aad: bytes, nonce: bytes, key: bytes) -> bytes:
+def crypto_aead_chacha20poly1305_ietf_decrypt(
+    ct: bytes, aad: bytes, nonce: bytes, key: bytes
+) -> bytes:
     return bytes(_call(_b.crypto_aead_chacha20poly1305_ietf_decrypt, ct, aad, nonce, key))
 
 
-def crypto_aead_xchacha20poly1305_ietf_encrypt(msg: bytes, aad: bytes, nonce: bytes, key: bytes) -> bytes:
+def crypto_aead_xchacha20poly1305_ietf_encrypt(
+    msg: bytes, aad: bytes, nonce: bytes, key: bytes
+) -> bytes:
     return bytes(_call(_b.crypto_aead_xchacha20poly1305_ietf_encrypt, msg, aad, nonce, key))
 
 
-def crypto_aead_xchacha20poly1305_ietf_decrypt(ct: bytes, aad: bytes, nonce: bytes, key: bytes) -> bytes:
+def crypto_aead_xchacha20poly1305_ietf_decrypt(
+    ct: bytes, aad: bytes, nonce: bytes, key: bytes
+) -> bytes:
     return bytes(_call(_b.crypto_aead_xchacha20poly1305_ietf_decrypt, ct, aad, nonce, key))
 
 
 # -- Ed25519 signatures ----------------------------------------------------------------
+
 
 def crypto_sign_seed_keypair(seed: bytes) -> tuple[bytes, bytes]:
     """(public key, 64-byte secret key) from a 32-byte seed."""
@@ -181,6 +196,7 @@ def crypto_sign_ed25519_sk_to_curve25519(sk: bytes) -> bytes:
 
 
 # -- hashes ----------------------------------------------------------------------------
+
 
 def crypto_generichash(data: bytes, *, key: bytes = b"", digest_size: int = 32) -> bytes:
     """BLAKE2b."""

@@ -90,6 +90,7 @@ INITIAL_TRANSCRIPT: Final = hash_to_point(cn_fast_hash(_TRANSCRIPT_DOMAIN)).raw
 
 # -- sizes ------------------------------------------------------------------------------
 
+
 def _log_m(n_outputs: int) -> int:
     """log2 of the padded output count; refuses counts outside [1, MAX_OUTPUTS]."""
     if not 1 <= n_outputs <= MAX_OUTPUTS:
@@ -109,6 +110,7 @@ def proof_size(n_outputs: int) -> int:
 
 # -- generators -------------------------------------------------------------------------
 
+
 @functools.cache
 def _exponent(index: int) -> Point:
     """Monero's ``get_exponent(H, index)``; computed once per index, on first use."""
@@ -122,8 +124,10 @@ def generators(n: int) -> tuple[tuple[Point, ...], tuple[Point, ...]]:
     """The first ``n`` of Monero's vector generators, as ``(Gi, Hi)``."""
     if not 0 <= n <= _MAX_MN:
         raise CryptoError("at most 64·16 generators exist")
-    return (tuple(_exponent(2 * i + 1) for i in range(n)),
-            tuple(_exponent(2 * i) for i in range(n)))
+    return (
+        tuple(_exponent(2 * i + 1) for i in range(n)),
+        tuple(_exponent(2 * i) for i in range(n)),
+    )
 
 
 @functools.cache
@@ -142,6 +146,7 @@ def _a_offset(mn: int) -> Point:
 
 
 # -- the proof record -------------------------------------------------------------------
+
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -190,17 +195,23 @@ class BulletproofPlus:
         # Size first: the length is fixed by n_outputs, so nothing is parsed from a wrong one.
         if len(data) != 32 * (_FIXED_FIELDS + 2 * rounds):
             raise NonCanonicalEncoding("range proof has the wrong length")
-        f = [data[i:i + 32] for i in range(0, len(data), 32)]
+        f = [data[i : i + 32] for i in range(0, len(data), 32)]
         pts = [Point.from_bytes(f[i]) for i in (0, 1, 2)]
         lr = [Point.from_bytes(x) for x in f[_FIXED_FIELDS:]]
         return cls(
-            A=pts[0], A1=pts[1], B=pts[2],
-            r1=Scalar.from_bytes(f[3]), s1=Scalar.from_bytes(f[4]), d1=Scalar.from_bytes(f[5]),
-            L=tuple(lr[:rounds]), R=tuple(lr[rounds:]),
+            A=pts[0],
+            A1=pts[1],
+            B=pts[2],
+            r1=Scalar.from_bytes(f[3]),
+            s1=Scalar.from_bytes(f[4]),
+            d1=Scalar.from_bytes(f[5]),
+            L=tuple(lr[:rounds]),
+            R=tuple(lr[rounds:]),
         )
 
 
 # -- scalar vector helpers (libsodium arithmetic) ---------------------------------------
+
 
 def _powers(x: Scalar, n: int) -> list[Scalar]:
     """[1, x, x², …, x^(n-1)]."""
@@ -247,8 +258,10 @@ def _sum(pairs: Sequence[tuple[Scalar, Point]], g_scalar: Scalar) -> Point:
 
 # -- prover -----------------------------------------------------------------------------
 
-def prove(amounts: Sequence[int], masks: Sequence[Scalar],
-          rng: Rng = os_rng) -> tuple[tuple[Point, ...], BulletproofPlus]:
+
+def prove(
+    amounts: Sequence[int], masks: Sequence[Scalar], rng: Rng = os_rng
+) -> tuple[tuple[Point, ...], BulletproofPlus]:
     """Commit to each amount with its mask and prove all amounts lie in [0, 2^64).
 
     Returns the full commitments ``C_j = mask_j·G + amount_j·H`` (what the ledger stores) and
@@ -266,8 +279,9 @@ def prove(amounts: Sequence[int], masks: Sequence[Scalar],
     return commitments, _prove(values, masks, commitments, rng)
 
 
-def _prove(values: Sequence[Scalar], gammas: Sequence[Scalar],
-           commitments: Sequence[Point], rng: Rng) -> BulletproofPlus:
+def _prove(
+    values: Sequence[Scalar], gammas: Sequence[Scalar], commitments: Sequence[Point], rng: Rng
+) -> BulletproofPlus:
     """Monero's ``bulletproof_plus_PROVE``: like it, uses only the low 64 bits of each value.
 
     The caller vouches that ``commitments`` open to ``values`` with ``gammas`` and that the
@@ -299,8 +313,9 @@ def _commit_bits(a_l: Sequence[Scalar], alpha: Scalar) -> Point:
     return _sum(terms, alpha * _INV_EIGHT) - _a_offset(len(a_l))
 
 
-def _prove_attempt(values: Sequence[Scalar], gammas: Sequence[Scalar],
-                   v: Sequence[Point], rng: Rng) -> BulletproofPlus | None:
+def _prove_attempt(
+    values: Sequence[Scalar], gammas: Sequence[Scalar], v: Sequence[Point], rng: Rng
+) -> BulletproofPlus | None:
     m = len(values)
     m_padded = 1 << _log_m(m)
     mn = m_padded * _N
@@ -353,12 +368,18 @@ def _prove_attempt(values: Sequence[Scalar], gammas: Sequence[Scalar],
         g_l = y_inv_powers[n] * _INV_EIGHT * f_g
         g_r = y_powers[n] * _INV_EIGHT * f_g
         h8 = _INV_EIGHT * f_h
-        l_pt = _sum([(a[i] * g_l, sg[n + i]) for i in range(n)]
-                    + [(b[n + i] * h8, sh[i]) for i in range(n)]
-                    + [(c_l * _INV_EIGHT, H)], d_l * _INV_EIGHT)
-        r_pt = _sum([(a[n + i] * g_r, sg[i]) for i in range(n)]
-                    + [(b[i] * h8, sh[n + i]) for i in range(n)]
-                    + [(c_r * _INV_EIGHT, H)], d_r * _INV_EIGHT)
+        l_pt = _sum(
+            [(a[i] * g_l, sg[n + i]) for i in range(n)]
+            + [(b[n + i] * h8, sh[i]) for i in range(n)]
+            + [(c_l * _INV_EIGHT, H)],
+            d_l * _INV_EIGHT,
+        )
+        r_pt = _sum(
+            [(a[n + i] * g_r, sg[i]) for i in range(n)]
+            + [(b[i] * h8, sh[n + i]) for i in range(n)]
+            + [(c_r * _INV_EIGHT, H)],
+            d_r * _INV_EIGHT,
+        )
         l_points.append(l_pt)
         r_points.append(r_pt)
 
@@ -387,28 +408,41 @@ def _prove_attempt(values: Sequence[Scalar], gammas: Sequence[Scalar],
     d_ = Scalar.random(rng)
     eta = Scalar.random(rng)
     a0, b0 = a[0], b[0]
-    a1_point = _sum([(r * _INV_EIGHT * f_g, sg[0]), (s * _INV_EIGHT * f_h, sh[0]),
-                     ((r * y * b0 + s * y * a0) * _INV_EIGHT, H)], d_ * _INV_EIGHT)
+    a1_point = _sum(
+        [
+            (r * _INV_EIGHT * f_g, sg[0]),
+            (s * _INV_EIGHT * f_h, sh[0]),
+            ((r * y * b0 + s * y * a0) * _INV_EIGHT, H),
+        ],
+        d_ * _INV_EIGHT,
+    )
     b_point = _sum([(r * y * s * _INV_EIGHT, H)], eta * _INV_EIGHT)
     e = _transcript_update(transcript, a1_point.raw, b_point.raw)
     if e.is_zero():
         return None
     return BulletproofPlus(
-        A=a_point, A1=a1_point, B=b_point,
-        r1=r + a0 * e, s1=s + b0 * e, d1=eta + d_ * e + alpha1 * e * e,
-        L=tuple(l_points), R=tuple(r_points),
+        A=a_point,
+        A1=a1_point,
+        B=b_point,
+        r1=r + a0 * e,
+        s1=s + b0 * e,
+        d1=eta + d_ * e + alpha1 * e * e,
+        L=tuple(l_points),
+        R=tuple(r_points),
     )
 
 
 # -- verifier ---------------------------------------------------------------------------
+
 
 def verify(commitments: Sequence[Point], proof: BulletproofPlus) -> bool:
     """True iff ``proof`` shows every commitment opens to an amount in [0, 2^64)."""
     return batch_verify([(commitments, proof)])
 
 
-def batch_verify(items: Sequence[tuple[Sequence[Point], BulletproofPlus]],
-                 rng: Rng = os_rng) -> bool:
+def batch_verify(
+    items: Sequence[tuple[Sequence[Point], BulletproofPlus]], rng: Rng = os_rng
+) -> bool:
     """True iff every (commitments, proof) pair verifies; one multi-exponentiation in all.
 
     Each proof's verification equation is weighted by a fresh random scalar before they are
@@ -454,9 +488,13 @@ def _batch_verify(items: Sequence[tuple[Sequence[Point], BulletproofPlus]], rng:
     return _sum(terms, acc.g).is_identity()
 
 
-def _add_proof(acc: _Accumulator, terms: list[tuple[Scalar, Point]],
-               commitments: Sequence[Point], proof: BulletproofPlus,
-               weight: Scalar) -> int | None:
+def _add_proof(
+    acc: _Accumulator,
+    terms: list[tuple[Scalar, Point]],
+    commitments: Sequence[Point],
+    proof: BulletproofPlus,
+    weight: Scalar,
+) -> int | None:
     """Add one proof's weighted equation (Monero's per-proof loop); its MN, or None if bad."""
     m = len(commitments)
     if not 1 <= m <= MAX_OUTPUTS or len(proof.L) != rounds_for(m):

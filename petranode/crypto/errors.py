@@ -17,3 +17,7 @@ class NotInSubgroup(CryptoError):
 
 class VerificationFailed(CryptoError):
     """A signature, proof or balance did not verify."""
+
+
+class InvalidAddress(CryptoError):
+    """An address string is malformed, for another network, or fails its checksum."""

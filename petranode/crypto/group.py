@@ -74,6 +74,7 @@ def varint(n: int) -> bytes:
 
 # -- scalars ----------------------------------------------------------------------------
 
+
 @final
 @dataclass(frozen=True, slots=True, eq=False)
 class Scalar:
@@ -182,6 +183,7 @@ def hash_to_scalar(*parts: bytes) -> Scalar:
 
 # -- field helpers for decoding and for the hash-to-point map (public data only) --------
 
+
 def _inv(x: int) -> int:
     return pow(x, P - 2, P)
 
@@ -231,6 +233,7 @@ def is_curve_point(data: bytes) -> bool:
 
 # -- points -----------------------------------------------------------------------------
 
+
 @final
 @dataclass(frozen=True, slots=True)
 class Point:
@@ -244,8 +247,9 @@ class Point:
     in_subgroup: bool = field(compare=False)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, allow_torsion: bool = False,
-                   allow_identity: bool = False) -> Point:
+    def from_bytes(
+        cls, data: bytes, *, allow_torsion: bool = False, allow_identity: bool = False
+    ) -> Point:
         """Decode; by default only non-identity points of the prime-order subgroup pass."""
         data = bytes(data)
         if len(data) == 32 and na.crypto_core_ed25519_is_valid_point(data):
@@ -291,10 +295,12 @@ class Point:
 
     def mul8(self) -> Point:
         """8·self: clears any torsion component (``ge_mul8``)."""
-        p = self
+        # Raw doublings: the result is in the subgroup by construction, so the per-addition
+        # subgroup bookkeeping of ``__add__`` (a libsodium validity check each) is skipped.
+        raw = self.raw
         for _ in range(3):
-            p = p + p
-        return Point(p.raw, True)
+            raw = na.crypto_core_ed25519_add(raw, raw)
+        return Point(raw, True)
 
 
 def _from_arithmetic(raw: bytes, a_sub: bool, b_sub: bool) -> Point:
@@ -404,3 +410,33 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
 
 def points(raws: Sequence[bytes], **kw: bool) -> list[Point]:
     return [Point.from_bytes(r, **kw) for r in raws]
+
+
+#: 15·l, the largest multiple of l below 2²⁵⁶ (Monero's ``limit`` in ``random32_unbiased``).
+_UNBIASED_LIMIT: Final = 15 * L
+
+
+def random_scalar(rng: Rng = os_rng) -> Scalar:
+    """A uniform non-zero scalar drawn exactly as Monero's ``random_scalar`` draws it.
+
+    ``random32_unbiased``: take 32 bytes, reject while ≥ 15·l, reduce, reject zero. Signing
+    code that must consume an RNG the way Monero does (so that its test RNG reproduces the
+    reference vectors byte for byte) draws through this rather than :meth:`Scalar.random`.
+    """
+    while True:
+        raw = rng(32)
+        if len(raw) != 32:
+            raise CryptoError("rng returned the wrong number of bytes")
+        if int.from_bytes(raw, "little") >= _UNBIASED_LIMIT:
+            continue
+        s = Scalar.reduce(raw)
+        if not s.is_zero():
+            return s
+
+
+def affine_xy(p: Point) -> tuple[int, int]:
+    """The affine Edwards coordinates ``(x, y)`` of a point (public data: format conversions)."""
+    xy = _decode_x(p.raw)
+    if xy is None:
+        raise CryptoError("not a canonical curve point")
+    return xy
