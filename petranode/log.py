@@ -1,0 +1,66 @@
+"""Log output for the daemon and the CLI (SPEC §4.1: structured logs on stderr).
+
+Only ``cli.py`` calls :func:`configure`; every module logs through
+``logging.getLogger(__name__)`` with lazy ``%s`` arguments and never passes a secret, an
+amount or a payload (STYLE: logging). The JSON format writes one object per line with the
+standard fields plus whatever the caller passed in ``extra``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, Final
+
+_STANDARD_ATTRS: Final = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                document[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+        if record.exc_info:
+            document["exc"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s.%(msecs)03dZ %(levelname)-7s %(name)s: %(message)s",
+            datefmt="%Y-%m-%dT%H:%M:%S",
+        )
+
+
+def configure(level: str = "info", fmt: str = "text", *, node: str | None = None) -> None:
+    """Send every petranode log record to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if node is not None:
+        handler.addFilter(_NodeNameFilter(node))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class _NodeNameFilter(logging.Filter):
+    """Tags every record with the node's name: several nodes' logs can then be merged."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.node = self.node
+        return True

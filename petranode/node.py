@@ -1,0 +1,210 @@
+"""Composition and lifecycle of one node (SPEC §4.1; STYLE: supervision).
+
+``Node.run()`` enters the services in dependency order — store, links, bootstrap, RPC — with
+one ``AsyncExitStack``, so they close in reverse. Each service's ``__aenter__`` returns only
+once it is ready, so READY=1 goes to systemd after the whole stack is entered. SIGTERM and
+SIGINT set a stop event; a watcher task raises :class:`ShutdownRequested` inside the node's
+task group, which cancels its siblings; STOPPING=1 is sent and the stack unwinds under a
+5-second deadline (SPEC §4.1). This module handles no protocol message: it builds, starts and
+stops, and answers ``node.*`` RPCs about itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any, Final
+
+from petranode import __version__
+from petranode.clock import Clock, SystemClock
+from petranode.config import Config
+from petranode.errors import PetranodeError
+from petranode.genesis import Genesis, load_genesis
+from petranode.keystore import NodeKeys, load_keys
+from petranode.net.bootstrap.service import BootstrapService
+from petranode.net.cert import RouterCertificate
+from petranode.net.link.service import LinkService
+from petranode.net.netdb.service import NETDB_MIGRATIONS, NetDbService
+from petranode.rpc.methods import netdb as netdb_methods
+from petranode.rpc.methods import node as node_methods
+from petranode.rpc.protocol import MethodTable
+from petranode.rpc.server import RpcServer, ServerLimits
+from petranode.store.store import Migration, Store
+from petranode.systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+#: SPEC §4.1: SIGTERM/SIGINT shut the node down within 5 s.
+SHUTDOWN_TIMEOUT_S: Final = 5.0
+CERTIFICATE_FILE: Final = "router.cert"
+DATABASE_FILE: Final = "node.db"
+
+NODE_MIGRATIONS: Final = (
+    Migration("node", 1, "CREATE TABLE node_starts (started_at REAL NOT NULL);"),
+)
+
+
+class ShutdownRequested(Exception):
+    """Raised inside the node's task group to unwind it (signal or ``node.shutdown``)."""
+
+
+class CertificateMissing(PetranodeError):
+    pass
+
+
+def load_certificate(config: Config) -> RouterCertificate:
+    path = config.data_dir / CERTIFICATE_FILE
+    try:
+        return RouterCertificate.decode(path.read_bytes())
+    except OSError as exc:
+        raise CertificateMissing(
+            f"{path}: no router certificate ({exc.strerror}); a directory authority must issue "
+            "one ('petranode certify')"
+        ) from exc
+
+
+@dataclass(slots=True)
+class Node:
+    config: Config
+    genesis: Genesis
+    keys: NodeKeys
+    certificate: RouterCertificate
+    clock: Clock
+    links: LinkService | None = None
+    netdb: NetDbService | None = None
+    _stop: asyncio.Event | None = None
+    _started: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: Config, clock: Clock | None = None) -> Node:
+        return cls(
+            config=config,
+            genesis=load_genesis(config.genesis_path),
+            keys=load_keys(config.data_dir),
+            certificate=load_certificate(config),
+            clock=clock or SystemClock(),
+        )
+
+    # -- what node.* RPCs read ---------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        assert self.links is not None
+        host, port = self.links.listen_address
+        return {
+            "name": self.config.node.name,
+            "network_id": self.genesis.network_id,
+            "router_hash": self.keys.router().identity.router_hash.hex(),
+            "roles": [str(r) for r in self.config.node.roles],
+            "peers": sorted(p.hex() for p in self.links.peers()),
+            "uptime_s": round(self.clock.monotonic() - self._started, 3),
+            "version": __version__,
+            "listen": [
+                {"kind": "link", "host": host, "port": port},
+                {"kind": "rpc", "path": str(self.config.rpc_socket)},
+                *([{"kind": "netdb", "host": self.config.netdb.host, "port": self.netdb.port}]
+                  if self.netdb is not None else []),
+            ],
+        }
+
+    def request_shutdown(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until SIGTERM, SIGINT or ``node.shutdown``; return once everything is closed."""
+        self._stop = asyncio.Event()
+        self._started = self.clock.monotonic()
+        notifier = Notifier.from_environment()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        try:
+            async with asyncio.timeout(None) as deadline:
+                async with contextlib.AsyncExitStack() as stack:
+                    await self._enter_services(stack)
+                    notifier.ready()
+                    log.info(
+                        "node.ready name=%s router=%s",
+                        self.config.node.name,
+                        self.keys.router().identity.router_hash.hex()[:16],
+                    )
+                    await self._serve(notifier)
+                    notifier.stopping()
+                    log.info("node.stopping name=%s", self.config.node.name)
+                    deadline.reschedule(loop.time() + SHUTDOWN_TIMEOUT_S)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        log.info("node.stopped name=%s", self.config.node.name)
+
+    async def _enter_services(self, stack: contextlib.AsyncExitStack) -> None:
+        data_dir = self.config.data_dir
+        store = await stack.enter_async_context(
+            Store(data_dir / DATABASE_FILE, (*NODE_MIGRATIONS, *NETDB_MIGRATIONS))
+        )
+        async with store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO node_starts (started_at) VALUES (?)", (self.clock.time(),)
+            )
+        router = self.keys.router()
+        self.links = await stack.enter_async_context(
+            LinkService(
+                config=self.config.link,
+                keys=router,
+                certificate=self.certificate,
+                authorities=self.genesis.authority_keys,
+                network_id=self.genesis.network_id,
+                clock=self.clock.time,
+            )
+        )
+        await stack.enter_async_context(
+            BootstrapService(
+                self.links, self.genesis.authorities, own_signing_key=router.identity.signing_key
+            )
+        )
+        self.netdb = await stack.enter_async_context(
+            NetDbService(
+                config=self.config.netdb,
+                keys=router,
+                certificate=self.certificate,
+                genesis=self.genesis,
+                clock=self.clock,
+                store=store,
+                roles=[str(role) for role in self.config.node.roles],
+                link_address=self.links.listen_address,
+            )
+        )
+        table = MethodTable()
+        node_methods.register(table, self)
+        netdb_methods.register(table, self.netdb)
+        await stack.enter_async_context(RpcServer(
+            self.config.rpc_socket, table,
+            ServerLimits(idle_timeout=self.config.rpc.idle_timeout_s)))
+
+    async def _serve(self, notifier: Notifier) -> None:
+        assert self._stop is not None
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._raise_on_stop(self._stop), name="stop-watcher")
+                interval = notifier.watchdog_interval()
+                if interval is not None:
+                    group.create_task(_feed_watchdog(notifier, interval / 2), name="watchdog")
+        except* ShutdownRequested:
+            pass
+
+    @staticmethod
+    async def _raise_on_stop(stop: asyncio.Event) -> None:
+        await stop.wait()
+        raise ShutdownRequested
+
+
+async def _feed_watchdog(notifier: Notifier, every_s: float) -> None:
+    """WATCHDOG=1 at half the configured interval, as sd_watchdog_enabled(3) advises."""
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(every_s)
