@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from petranode import __version__, log
-from petranode.config import Config, NodeConfig, Role, load_config, render_config
+from petranode.config import Config, NodeConfig, load_config, render_config
 from petranode.errors import PetranodeError
 from petranode.genesis import load_genesis
 from petranode.keystore import NodeKeys, load_keys, save_keys
@@ -203,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_rpc(args: argparse.Namespace) -> int:
     from petranode.rpc.client import call_sync
-    from petranode.rpc.errors import MalformedResponse, RpcError, RpcUnavailable
+    from petranode.rpc.errors import RpcError
 
     socket_path = _rpc_socket(args)
     params: Any = None
@@ -261,7 +261,9 @@ def cmd_testnet_status(args: argparse.Namespace) -> int:
     else:
         for node in status:
             state = "alive" if node["alive"] else "stopped"
-            print(f"{node['name']:<12} {state:<8} pid {node['pid']} {','.join(node['roles'])}")
+            rss = f"{node['rss_kib'] / 1024:.1f} MiB" if node["rss_kib"] else "-"
+            print(f"{node['name']:<12} {state:<8} pid {node['pid']!s:<8} rss {rss:<10} "
+                  f"{','.join(node['roles'])}")
     return EXIT_OK
 
 

@@ -34,13 +34,13 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    converter = time.gmtime
-
     def __init__(self) -> None:
         super().__init__(
             "%(asctime)s.%(msecs)03dZ %(levelname)-7s %(name)s: %(message)s",
             datefmt="%Y-%m-%dT%H:%M:%S",
         )
+        # Timestamps in UTC, as the trailing "Z" says: several nodes' logs then sort together.
+        self.converter = time.gmtime
 
 
 def configure(level: str = "info", fmt: str = "text", *, node: str | None = None) -> None:

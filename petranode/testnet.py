@@ -279,6 +279,7 @@ class Testnet:
                 "pid": self.pid(spec.name),
                 "socket": str(self.socket_path(spec.name)),
                 "alive": self.alive(spec.name),
+                "rss_kib": _resident_kib(self.pid(spec.name)) if self.alive(spec.name) else None,
             }
             for spec in self.nodes()
         ]
@@ -394,6 +395,17 @@ def _is_our_process(pid: int, config_path: Path) -> bool:
         _reap(pid)
         return False
     return str(config_path).encode() in cmdline
+
+
+def _resident_kib(pid: int | None) -> int | None:
+    """Resident memory of a node process (VmRSS), for operators and the closing figures."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _reap(pid: int) -> None:

@@ -130,3 +130,36 @@ def test_garbage_and_stalled_handshakes_on_the_link_port(
     asyncio.run(abuse())
     after = call_sync(net.socket_path("dso"), "node.status")
     assert set(after["peers"]) == peers_before
+
+
+def test_router_without_a_genesis_certificate_is_refused(
+        testnet_factory: Callable[[int], Testnet]) -> None:
+    """A stranger with a self-made authority cannot link to a running node; members still can."""
+    from petranode.net import cert
+    from petranode.net.identity import RouterKeys
+    from petranode.net.link.errors import LinkError
+    from petranode.net.link.service import LinkService
+    from petranode.net.link.settings import LinkConfig
+
+    net = testnet_factory(2)
+    genesis = net.genesis()
+    dso = genesis.authorities[0]
+    stranger = RouterKeys.generate()
+    fake_authority = RouterKeys.generate()
+    now = int(time.time())
+    forged = cert.issue(fake_authority, stranger.identity, network_id=genesis.network_id,
+                        valid_from=now - 60, valid_until=now + 3600)
+
+    async def try_to_join() -> None:
+        async with LinkService(config=LinkConfig(), keys=stranger, certificate=forged,
+                               authorities=genesis.authority_keys | {fake_authority.signing_key},
+                               network_id=genesis.network_id) as links:
+            with pytest.raises(LinkError):
+                async with asyncio.timeout(15):
+                    await links.connect(dso.host, dso.port, dso.static_key)
+            assert links.peers() == []
+
+    asyncio.run(try_to_join())
+    status = call_sync(net.socket_path("dso"), "node.status")
+    assert stranger.identity.router_hash.hex() not in status["peers"]
+    assert status["peers"], "the member prosumer stays linked"

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Self
 
 from petranode.genesis import Authority
 from petranode.net.bootstrap.policy import Backoff
@@ -35,7 +36,7 @@ class BootstrapService:
         self._group = asyncio.TaskGroup()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def __aenter__(self) -> BootstrapService:
+    async def __aenter__(self) -> Self:
         await self._group.__aenter__()
         for authority in self._targets:
             self._tasks.append(

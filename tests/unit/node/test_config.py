@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from petranode.config import SECTIONS, Config, ConfigError, Role, load_config, parse_config, render_config
+from petranode.config import (
+    SECTIONS,
+    Config,
+    ConfigError,
+    Role,
+    load_config,
+    parse_config,
+    render_config,
+)
 
 EXAMPLE = Path(__file__).parents[3] / "config" / "petranode.toml"
 
