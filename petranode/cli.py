@@ -12,9 +12,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from petranode import __version__, log
 from petranode.config import Config, NodeConfig, load_config, render_config
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_vectors)
 
     p = verbs.add_parser("bench", help="benchmarks, each beside its baseline")
-    p.add_argument("what", choices=["crypto"])
+    p.add_argument("what", choices=sorted(BENCHMARKS))
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.set_defaults(handler=cmd_bench)
     return parser
@@ -287,10 +287,27 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     return main_vectors(str(args.file), sys.stdout)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def _bench_crypto(out: TextIO, quick: bool) -> None:
     from petranode.crypto.bench import run_crypto_bench
 
-    run_crypto_bench(sys.stdout, quick=args.quick)
+    run_crypto_bench(out, quick=quick)
+
+
+def _bench_netdb(out: TextIO, quick: bool) -> None:
+    from petranode.net.netdb.bench import run_netdb_bench
+
+    run_netdb_bench(out, quick=quick)
+
+
+#: ``petranode bench WHAT``: each prints its figures beside a baseline measured in the same run.
+BENCHMARKS: dict[str, Callable[[TextIO, bool], None]] = {
+    "crypto": _bench_crypto,
+    "netdb": _bench_netdb,
+}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    BENCHMARKS[args.what](sys.stdout, args.quick)
     return EXIT_OK
 
 

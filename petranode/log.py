@@ -52,6 +52,9 @@ def configure(level: str = "info", fmt: str = "text", *, node: str | None = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The kademlia package logs every datagram at INFO; its warnings are what an operator needs.
+    logging.getLogger("kademlia").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("rpcudp").setLevel(max(logging.WARNING, root.level))
 
 
 class _NodeNameFilter(logging.Filter):
@@ -64,3 +67,36 @@ class _NodeNameFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.node = self.node
         return True
+
+
+#: STYLE: peer-caused errors are logged at a bounded rate. Five lines per kind per minute tells an
+#: operator what is happening without letting one noisy peer fill the disk.
+LOG_BURST: Final = 5
+LOG_WINDOW_S: Final = 60.0
+
+
+class RateLimitedLog:
+    """At most ``burst`` lines per event kind per ``window_s``; the next line after a quiet
+    spell says how many were suppressed."""
+
+    def __init__(self, logger: logging.Logger, *, burst: int = LOG_BURST,
+                 window_s: float = LOG_WINDOW_S) -> None:
+        self._logger = logger
+        self._burst = burst
+        self._window_s = window_s
+        self._windows: dict[str, tuple[float, int, int]] = {}
+
+    def log(self, level: int, kind: str, msg: str, *args: object,
+            exc_info: BaseException | None = None) -> None:
+        now = time.monotonic()
+        start, emitted, suppressed = self._windows.get(kind, (now, 0, 0))
+        if now - start >= self._window_s:
+            start, emitted = now, 0
+        if emitted >= self._burst:
+            self._windows[kind] = (start, emitted, suppressed + 1)
+            return
+        self._windows[kind] = (start, emitted + 1, 0)
+        if suppressed:
+            msg += " (%d similar suppressed)"
+            args = (*args, suppressed)
+        self._logger.log(level, msg, *args, exc_info=exc_info)

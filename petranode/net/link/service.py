@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Final, final
 
 from petranode.errors import PetranodeError
+from petranode.log import RateLimitedLog
 from petranode.net.cert import RouterCertificate
 from petranode.net.identity import RouterIdentity, RouterKeys
 from petranode.net.link.errors import (
@@ -81,8 +82,6 @@ MAX_HANDSHAKE_FRAME: Final = 1024
 #: Time a closing socket gets to flush before we stop waiting for it.
 CLOSE_WAIT_S: Final = 1.0
 #: Rate limit of peer-fault log lines: this many per event kind per window.
-LOG_BURST: Final = 5
-LOG_WINDOW_S: Final = 60.0
 
 
 @dataclass(eq=False)
@@ -113,31 +112,6 @@ class _Connection:
     link: _Link | None = None
     counted_pending: bool = False
     label: str = field(default="")
-
-
-@final
-class _RateLimitedLog:
-    """At most :data:`LOG_BURST` lines per event kind per :data:`LOG_WINDOW_S`; the next line
-    after a quiet spell says how many were suppressed."""
-
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[float, int, int]] = {}
-
-    def log(
-        self, level: int, kind: str, msg: str, *args: object, exc_info: BaseException | None = None
-    ) -> None:
-        now = time.monotonic()
-        start, emitted, suppressed = self._windows.get(kind, (now, 0, 0))
-        if now - start >= LOG_WINDOW_S:
-            start, emitted = now, 0
-        if emitted >= LOG_BURST:
-            self._windows[kind] = (start, emitted, suppressed + 1)
-            return
-        self._windows[kind] = (start, emitted + 1, 0)
-        if suppressed:
-            msg += " (%d similar suppressed)"
-            args = (*args, suppressed)
-        log.log(level, msg, *args, exc_info=exc_info)
 
 
 @final
@@ -176,7 +150,7 @@ class LinkService:
         self._handlers: dict[str, Handler] = {}
         self._peer_callbacks: list[PeerChangeCallback] = []
         self._counters: Counter[str] = Counter()
-        self._log = _RateLimitedLog()
+        self._log = RateLimitedLog(log)
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -45,7 +45,6 @@ import asyncio
 import functools
 import logging
 import os
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
@@ -57,6 +56,7 @@ from kademlia.protocol import KademliaProtocol
 
 from petranode.clock import Clock
 from petranode.genesis import Genesis
+from petranode.log import RateLimitedLog
 from petranode.net.bootstrap.policy import Backoff
 from petranode.net.cert import RouterCertificate
 from petranode.net.identity import RouterKeys
@@ -78,35 +78,11 @@ log = logging.getLogger(__name__)
 #: dropped (the owners republish anyway), so a burst of new contacts cannot grow memory.
 MAX_PENDING_PUSHES: Final = 256
 #: Rate limit of peer-caused log lines: at most this many per kind per window.
-LOG_BURST: Final = 5
-LOG_WINDOW_S: Final = 60.0
 #: The value our lookup crawl sees in place of a validated record (see _ValueFinder).
 _FOUND: Final = b"found"
 
 NETDB_MIGRATIONS: Final = store.NETDB_MIGRATIONS
 _T = TypeVar("_T")
-
-
-@final
-class _RateLimitedLog:
-    """At most :data:`LOG_BURST` lines per kind per :data:`LOG_WINDOW_S`."""
-
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[float, int, int]] = {}
-
-    def log(self, level: int, kind: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        start, emitted, suppressed = self._windows.get(kind, (now, 0, 0))
-        if now - start >= LOG_WINDOW_S:
-            start, emitted = now, 0
-        if emitted >= LOG_BURST:
-            self._windows[kind] = (start, emitted, suppressed + 1)
-            return
-        self._windows[kind] = (start, emitted + 1, 0)
-        if suppressed:
-            msg += " (%d similar suppressed)"
-            args = (*args, suppressed)
-        log.log(level, msg, *args)
 
 
 def dht_key(key: bytes) -> bytes:
@@ -124,7 +100,7 @@ class _TableStorage:
     """
 
     def __init__(self, table: RecordTable, clock: Clock,
-                 on_stored: Callable[[Entry], None], rate_log: _RateLimitedLog) -> None:
+                 on_stored: Callable[[Entry], None], rate_log: RateLimitedLog) -> None:
         self._table = table
         self._clock = clock
         self._on_stored = on_stored
@@ -174,7 +150,7 @@ class _DhtProtocol(KademliaProtocol):  # type: ignore[misc]  # kademlia is untyp
 
     def __init__(self, node: Any, storage: _TableStorage, ksize: int, *, rpc_timeout_s: float,
                  bad_datagrams: Counter[DatagramFault], push: Callable[[Any, bytes], None],
-                 rate_log: _RateLimitedLog) -> None:
+                 rate_log: RateLimitedLog) -> None:
         super().__init__(node, storage, ksize)
         self._records = storage
         self._rpc_timeout_s = rpc_timeout_s
@@ -348,7 +324,7 @@ class NetDbService:
             max_leaseset_lifetime_s=config.max_leaseset_lifetime_s)
         self.table = RecordTable(self.policy, max_routers=config.max_routers,
                                  max_leasesets=config.max_leasesets)
-        self._rate_log = _RateLimitedLog()
+        self._rate_log = RateLimitedLog(log)
         self._bad_datagrams: Counter[DatagramFault] = Counter()
         self._lookups: Counter[str] = Counter()
         self._published = 0
