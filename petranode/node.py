@@ -77,6 +77,7 @@ class Node:
     netdb: NetDbService | None = None
     _stop: asyncio.Event | None = None
     _started: float = 0.0
+    _starts: int = 0
 
     @classmethod
     def from_config(cls, config: Config, clock: Clock | None = None) -> Node:
@@ -100,6 +101,7 @@ class Node:
             "roles": [str(r) for r in self.config.node.roles],
             "peers": sorted(p.hex() for p in self.links.peers()),
             "uptime_s": round(self.clock.monotonic() - self._started, 3),
+            "starts": self._starts,
             "version": __version__,
             "listen": [
                 {"kind": "link", "host": host, "port": port},
@@ -151,6 +153,9 @@ class Node:
             await tx.execute(
                 "INSERT INTO node_starts (started_at) VALUES (?)", (self.clock.time(),)
             )
+            row = await tx.fetchone("SELECT count(*) FROM node_starts")
+        # How often this node has started: a restart loop shows up in node.status.
+        self._starts = int(row[0]) if row else 0
         router = self.keys.router()
         self.links = await stack.enter_async_context(
             LinkService(

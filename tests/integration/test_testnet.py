@@ -67,6 +67,7 @@ def test_killed_node_rejoins_with_its_identity(testnet_factory: Callable[[int], 
     after = net.try_status("prosumer1")
     assert after is not None
     assert after["router_hash"] == before["router_hash"]
+    assert after["starts"] == before["starts"] + 1
     assert after["peers"]
     dso = net.try_status("dso")
     assert dso is not None and after["router_hash"] in dso["peers"]
