@@ -128,17 +128,21 @@ SECTIONS: Final[dict[str, type[Any]]] = {
 }
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate a node's TOML configuration."""
+def read_toml(path: Path, what: str = "") -> dict[str, Any]:
+    """A TOML file as a table, or a one-line :class:`ConfigError`."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise ConfigError(f"{path}: cannot read{what} ({exc.strerror})") from exc
     try:
-        document = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return parse_config(document, base_dir=path.resolve().parent)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a node's TOML configuration."""
+    return parse_config(read_toml(path), base_dir=path.resolve().parent)
 
 
 def parse_config(document: dict[str, Any], *, base_dir: Path) -> Config:

@@ -10,13 +10,12 @@ Validation is strict and reports one line naming the dotted key.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, final
 
-from petranode.config import ConfigError, build_section, toml_value
+from petranode.config import ConfigError, build_section, read_toml, toml_value
 from petranode.crypto.errors import CryptoError
 from petranode.crypto.group import Point
 from petranode.wire import codec
@@ -298,15 +297,7 @@ def parse_genesis(document: Any) -> Genesis:
 
 
 def load_genesis(path: Path) -> Genesis:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read genesis ({exc.strerror})") from exc
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return parse_genesis(document)
+    return parse_genesis(read_toml(path, " genesis"))
 
 
 def render_genesis(genesis: Genesis) -> str:
