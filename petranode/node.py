@@ -32,7 +32,7 @@ from petranode.rpc.methods import netdb as netdb_methods
 from petranode.rpc.methods import node as node_methods
 from petranode.rpc.protocol import MethodTable
 from petranode.rpc.server import RpcServer, ServerLimits
-from petranode.store.store import Migration, Store
+from petranode.store.store import Migration, Store, as_int
 from petranode.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class Node:
             )
             row = await tx.fetchone("SELECT count(*) FROM node_starts")
         # How often this node has started: a restart loop shows up in node.status.
-        self._starts = int(row[0]) if row else 0
+        self._starts = as_int(row[0]) if row else 0
         router = self.keys.router()
         self.links = await stack.enter_async_context(
             LinkService(

@@ -36,7 +36,7 @@ from petranode.crypto.group import Point
 from petranode.ledger.state import LedgerSnapshot, OutputRecord, StateDelta
 from petranode.ledger.tx import Tx, tx_hash
 from petranode.store.errors import StorageError
-from petranode.store.store import Migration, Row, SqlValue, Store
+from petranode.store.store import Migration, Row, Store, as_blob, as_int
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +82,12 @@ _OUTPUT_COLUMNS: Final = (
 BLOCK_HASH_BYTES: Final = 32
 
 
-def _blob(value: SqlValue) -> bytes:
-    if not isinstance(value, bytes):
-        raise StorageError(f"expected a blob, found {type(value).__name__}")
-    return value
-
-
-def _int(value: SqlValue) -> int:
-    if not isinstance(value, int):
-        raise StorageError(f"expected an integer, found {type(value).__name__}")
-    return value
-
-
 def _output(row: Row) -> OutputRecord:
     # The database is ours, but a corrupt row must not become a ring member: decode strictly.
     try:
         return OutputRecord(
-            _blob(row[0]), _int(row[1]), Point.from_bytes(_blob(row[2])),
-            Point.from_bytes(_blob(row[3])), _int(row[4]), _blob(row[5]), _int(row[6]),
+            as_blob(row[0]), as_int(row[1]), Point.from_bytes(as_blob(row[2])),
+            Point.from_bytes(as_blob(row[3])), as_int(row[4]), as_blob(row[5]), as_int(row[6]),
         )
     except CryptoError as exc:
         raise StorageError("corrupt output row") from exc
@@ -132,7 +120,7 @@ class LedgerStore:
         log.debug("ledger.commit.started height=%d hash=%s", delta.height, block_hash.hex())
         async with self._store.transaction() as tx:
             row = await tx.fetchone("SELECT coalesce(max(height), 0) FROM blocks")
-            stored = 0 if row is None else _int(row[0])
+            stored = 0 if row is None else as_int(row[0])
             if delta.height != stored + 1:
                 raise ValueError(f"block {delta.height} does not follow stored {stored}")
             await tx.execute(
@@ -180,7 +168,7 @@ class LedgerStore:
     async def height(self) -> int:
         """Height of the last committed block; 0 before the first."""
         row = await self._store.fetchone("SELECT coalesce(max(height), 0) FROM blocks")
-        return 0 if row is None else _int(row[0])
+        return 0 if row is None else as_int(row[0])
 
     async def block_at(self, height: int) -> bytes | None:
         return await self._blob_or_none("SELECT block FROM blocks WHERE height = ?", height)
@@ -200,7 +188,7 @@ class LedgerStore:
         rows = await self._store.fetchall(
             "SELECT tx_hash FROM block_txs WHERE height = ? ORDER BY tx_index", (height,)
         )
-        return [_blob(r[0]) for r in rows]
+        return [as_blob(r[0]) for r in rows]
 
     async def output(self, asset_id: bytes, global_index: int) -> OutputRecord | None:
         row = await self._store.fetchone(
@@ -224,7 +212,7 @@ class LedgerStore:
             "SELECT coalesce(max(global_index) + 1, 0) FROM outputs WHERE asset_id = ?",
             (asset_id,),
         )
-        return 0 if row is None else _int(row[0])
+        return 0 if row is None else as_int(row[0])
 
     async def key_image_spent(self, key_image: bytes) -> bool:
         row = await self._store.fetchone(
@@ -237,7 +225,7 @@ class LedgerStore:
 
     async def evidence(self) -> list[bytes]:
         rows = await self._store.fetchall("SELECT evidence FROM evidence ORDER BY id")
-        return [_blob(r[0]) for r in rows]
+        return [as_blob(r[0]) for r in rows]
 
     async def snapshot_for(self, txs: Sequence[Tx]) -> LedgerSnapshot:
         """What validating ``txs`` reads, as a snapshot the pure code can use."""
@@ -264,4 +252,4 @@ class LedgerStore:
 
     async def _blob_or_none(self, sql: str, key: int | bytes) -> bytes | None:
         row = await self._store.fetchone(sql, (key,))
-        return None if row is None else _blob(row[0])
+        return None if row is None else as_blob(row[0])

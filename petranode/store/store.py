@@ -254,7 +254,7 @@ class Store:
         row = await self.fetchone(
             "SELECT version FROM schema_versions WHERE component = ?", (component,)
         )
-        return 0 if row is None else _as_int(row[0])
+        return 0 if row is None else as_int(row[0])
 
     # --- opening --------------------------------------------------------------------------
 
@@ -286,7 +286,7 @@ class Store:
         writer = self._open_writer()
         await self._execute_on(writer, _SCHEMA_VERSIONS_DDL)
         for component, migrations in plan.items():
-            recorded = _as_int(
+            recorded = as_int(
                 await self._scalar(
                     writer,
                     "SELECT coalesce(max(version), 0) FROM schema_versions WHERE component = ?",
@@ -374,9 +374,17 @@ def _plan_by_component(migrations: Sequence[Migration]) -> dict[str, tuple[Migra
     return plan
 
 
-def _as_int(value: SqlValue) -> int:
+def as_int(value: SqlValue) -> int:
+    """A column value that must be an integer; anything else means a corrupt database."""
     if not isinstance(value, int):
         raise StorageError(f"expected an integer, found {type(value).__name__}")
+    return value
+
+
+def as_blob(value: SqlValue) -> bytes:
+    """A column value that must be a blob; anything else means a corrupt database."""
+    if not isinstance(value, bytes):
+        raise StorageError(f"expected a blob, found {type(value).__name__}")
     return value
 
 
