@@ -299,10 +299,17 @@ def _bench_netdb(out: TextIO, quick: bool) -> None:
     run_netdb_bench(out, quick=quick)
 
 
+def _bench_tunnels(out: TextIO, quick: bool) -> None:
+    from petranode.net.tunnel.bench import run_tunnel_bench
+
+    run_tunnel_bench(out, quick=quick)
+
+
 #: ``petranode bench WHAT``: each prints its figures beside a baseline measured in the same run.
 BENCHMARKS: dict[str, Callable[[TextIO, bool], None]] = {
     "crypto": _bench_crypto,
     "netdb": _bench_netdb,
+    "tunnels": _bench_tunnels,
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any, Final, final
 from petranode.errors import PetranodeError
 from petranode.net.link.settings import LinkConfig
 from petranode.net.netdb.settings import NetDbConfig
+from petranode.net.tunnel.settings import TunnelConfig
 
 
 class ConfigError(PetranodeError):
@@ -99,6 +100,7 @@ class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     link: LinkConfig = field(default_factory=LinkConfig)
     netdb: NetDbConfig = field(default_factory=NetDbConfig)
+    tunnel: TunnelConfig = field(default_factory=TunnelConfig)
     rpc: RpcConfig = field(default_factory=RpcConfig)
     log: LogConfig = field(default_factory=LogConfig)
     #: Folder that relative paths are resolved against (not a TOML key).
@@ -123,6 +125,7 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "node": NodeConfig,
     "link": LinkConfig,
     "netdb": NetDbConfig,
+    "tunnel": TunnelConfig,
     "rpc": RpcConfig,
     "log": LogConfig,
 }

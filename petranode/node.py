@@ -1,12 +1,12 @@
 """Composition and lifecycle of one node (SPEC §4.1; STYLE: supervision).
 
-``Node.run()`` enters the services in dependency order — store, links, bootstrap, RPC — with
-one ``AsyncExitStack``, so they close in reverse. Each service's ``__aenter__`` returns only
-once it is ready, so READY=1 goes to systemd after the whole stack is entered. SIGTERM and
-SIGINT set a stop event; a watcher task raises :class:`ShutdownRequested` inside the node's
-task group, which cancels its siblings; STOPPING=1 is sent and the stack unwinds under a
-5-second deadline (SPEC §4.1). This module handles no protocol message: it builds, starts and
-stops, and answers ``node.*`` RPCs about itself.
+``Node.run()`` enters the services in dependency order — store, links, bootstrap, netDb,
+tunnels, garlic, RPC — with one ``AsyncExitStack``, so they close in reverse. Each service's
+``__aenter__`` returns only once it is ready, so READY=1 goes to systemd after the whole stack
+is entered. SIGTERM and SIGINT set a stop event; a watcher task raises
+:class:`ShutdownRequested` inside the node's task group, which cancels its siblings; STOPPING=1
+is sent and the stack unwinds under a 5-second deadline (SPEC §4.1). This module handles no
+protocol message: it builds, starts and stops, and answers ``node.*`` RPCs about itself.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ from petranode.genesis import Genesis, load_genesis
 from petranode.keystore import NodeKeys, load_keys
 from petranode.net.bootstrap.service import BootstrapService
 from petranode.net.cert import RouterCertificate
+from petranode.net.garlic.service import GarlicService
 from petranode.net.link.service import LinkService
 from petranode.net.netdb.service import NETDB_MIGRATIONS, NetDbService
+from petranode.net.tunnel.service import TunnelService
 from petranode.rpc.methods import netdb as netdb_methods
 from petranode.rpc.methods import node as node_methods
+from petranode.rpc.methods import tunnel as tunnel_methods
 from petranode.rpc.protocol import MethodTable
 from petranode.rpc.server import RpcServer, ServerLimits
 from petranode.store.store import Migration, Store, as_int
@@ -75,6 +78,8 @@ class Node:
     clock: Clock
     links: LinkService | None = None
     netdb: NetDbService | None = None
+    tunnels: TunnelService | None = None
+    garlic: GarlicService | None = None
     _stop: asyncio.Event | None = None
     _started: float = 0.0
     _starts: int = 0
@@ -184,9 +189,30 @@ class Node:
                 link_address=self.links.listen_address,
             )
         )
+        self.tunnels = await stack.enter_async_context(
+            TunnelService(
+                config=self.config.tunnel,
+                default_length=self.genesis.params.tunnel_length,
+                links=self.links,
+                netdb=self.netdb,
+                keys=router,
+                clock=self.clock,
+            )
+        )
+        self.garlic = await stack.enter_async_context(
+            GarlicService(
+                tunnels=self.tunnels,
+                netdb=self.netdb,
+                keys=self.keys.destination(),
+                network_id=self.genesis.network_id,
+                clock=self.clock,
+                max_inbox=self.config.tunnel.max_inbox,
+            )
+        )
         table = MethodTable()
         node_methods.register(table, self)
         netdb_methods.register(table, self.netdb)
+        tunnel_methods.register(table, self.tunnels, self.garlic)
         await stack.enter_async_context(RpcServer(
             self.config.rpc_socket, table,
             ServerLimits(idle_timeout=self.config.rpc.idle_timeout_s)))

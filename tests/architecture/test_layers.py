@@ -44,8 +44,11 @@ LAYERS: dict[str, int] = {
     "petranode.net.tunnel": 3,
     "petranode.net.garlic": 4,
     "petranode.net.destination": 4,
-    "petranode.net.cover": 4,
+    # Pure (no petranode imports); the tunnel service schedules cover and batches hops with it.
+    "petranode.net.cover": 3,
     "petranode.ledger": 4,
+    # The tunnel benchmark drives a testnet, like the CLI verb that runs it.
+    "petranode.net.tunnel.bench": 8,
     "petranode.market": 5,
     "petranode.rpc": 6,
     "petranode.node": 7,

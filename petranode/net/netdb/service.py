@@ -74,6 +74,8 @@ from petranode.wire import codec
 
 log = logging.getLogger(__name__)
 
+#: First republication delay after joining (seconds); it doubles up to ``republish_s``.
+EARLY_REPUBLISH_S: Final = 5.0
 #: Pushes of stored records to newly met neighbours waiting to be sent; beyond this they are
 #: dropped (the owners republish anyway), so a burst of new contacts cannot grow memory.
 MAX_PENDING_PUSHES: Final = 256
@@ -467,9 +469,14 @@ class NetDbService:
 
     async def _publish_loop(self) -> None:
         await self._joined.wait()
+        # Routers that join together do not all know each other at their first publication,
+        # and a lost UDP store would otherwise wait a whole period: republish early, doubling
+        # the delay up to the configured period.
+        delay = min(EARLY_REPUBLISH_S, self._config.republish_s)
         while True:
             await self._guarded(self._republish(), "publish")
-            await asyncio.sleep(self._config.republish_s)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, self._config.republish_s)
 
     async def _sweep_loop(self) -> None:
         while True:
