@@ -26,7 +26,7 @@ _MAX_NAME = 64
 
 
 def _hex_key(value: Any, key: str) -> bytes:
-    """A 32-byte Ed25519 or X25519 public key in hex."""
+    """32 bytes in hex: an Ed25519 or X25519 public key, or a SHA-256 hash."""
     if not isinstance(value, str):
         raise ConfigError(f"{key}: expected a hex string")
     try:
@@ -45,6 +45,11 @@ def _ed25519_key(value: Any, key: str) -> bytes:
     except CryptoError as exc:
         raise ConfigError(f"{key}: not a valid Ed25519 public key") from exc
     return raw
+
+
+def _optional_hash(table: Any, field: str, key: str) -> bytes:
+    """An optional 32-byte hash (hex) under ``field``; empty when absent."""
+    return _hex_key(table[field], f"{key}.{field}") if field in table else b""
 
 
 def _name(value: Any, key: str) -> str:
@@ -127,16 +132,26 @@ class Authority:
 class Validator:
     name: str
     signing_key: bytes
+    #: Hash of the validator's garlic destination, where prosumers submit transactions through
+    #: their tunnels (SPEC §4.6). Optional in the file: empty (absent) means submission by
+    #: gossip over links only.
+    destination: bytes = b""
 
     @classmethod
     def parse(cls, table: Any, key: str) -> Validator:
-        t = _only_keys(table, {"name", "signing_key"}, key)
+        t = _only_keys(table, {"name", "signing_key"}, key, optional=frozenset({"destination"}))
         return cls(
-            _name(t["name"], f"{key}.name"), _ed25519_key(t["signing_key"], f"{key}.signing_key")
+            _name(t["name"], f"{key}.name"),
+            _ed25519_key(t["signing_key"], f"{key}.signing_key"),
+            _optional_hash(t, "destination", key),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "signing_key": self.signing_key.hex()}
+        document = {"name": self.name, "signing_key": self.signing_key.hex()}
+        # Written only when set, so genesis files (and hashes) without it are unchanged.
+        if self.destination:
+            document["destination"] = self.destination.hex()
+        return document
 
 
 @final
@@ -147,20 +162,30 @@ class Dso:
     signing_key: bytes
     spend_key: bytes
     view_key: bytes
+    #: Hash of the DSO's garlic destination, where prosumers send their requests (SPEC §4.7).
+    #: Optional in the file, like a validator's.
+    destination: bytes = b""
 
     @classmethod
     def parse(cls, table: Any, key: str) -> Dso:
-        t = _only_keys(table, {"signing_key", "spend_key", "view_key"}, key)
+        t = _only_keys(table, {"signing_key", "spend_key", "view_key"}, key,
+                       optional=frozenset({"destination"}))
         return cls(
-            *(_ed25519_key(t[k], f"{key}.{k}") for k in ("signing_key", "spend_key", "view_key"))
+            signing_key=_ed25519_key(t["signing_key"], f"{key}.signing_key"),
+            spend_key=_ed25519_key(t["spend_key"], f"{key}.spend_key"),
+            view_key=_ed25519_key(t["view_key"], f"{key}.view_key"),
+            destination=_optional_hash(t, "destination", key),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "signing_key": self.signing_key.hex(),
             "spend_key": self.spend_key.hex(),
             "view_key": self.view_key.hex(),
         }
+        if self.destination:
+            document["destination"] = self.destination.hex()
+        return document
 
 
 @final

@@ -11,7 +11,9 @@ over the tunnel service:
   outbound tunnels to a random live lease of the recipient — a retry may pick another lease,
   and re-reads the LeaseSet, so a recipient's rebuilt tunnels are found.
 * Receiving: the tunnel service hands us every garlic message that reached one of our inbound
-  tunnels; delivered payloads wait in a bounded inbox for ``recv``.
+  tunnels. Each delivered payload is an :class:`~.envelope.Envelope`: ``app`` data waits in a
+  bounded inbox for ``recv``; ``ledger`` and ``market`` data go, with the sender's
+  authenticated destination hash, to the handler that layer registered with ``subscribe``.
 * LeaseSet: republished through the netDb whenever the tunnel service reports a change of
   inbound tunnels, and before the published leases run out (``LocalDestination``).
 * Timers: the machine asks for ``tick`` calls with ``ArmTimer``; one loop sleeps until the
@@ -25,12 +27,14 @@ import collections
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, final
 
 from petranode.clock import Clock
 from petranode.errors import PetranodeError
 from petranode.net.destination import DestinationKeys, LocalDestination
+from petranode.net.garlic.envelope import Envelope, Protocol
 from petranode.net.garlic.errors import GarlicError
 from petranode.net.garlic.session import (
     Acked,
@@ -61,6 +65,10 @@ UNSTORED_RETRY_S: Final = 1.0
 MAX_CACHED_LEASESETS: Final = 1024
 
 
+#: What a layer registers for its protocol: called with (sender destination hash, data).
+Handler = Callable[[bytes, bytes], None]
+
+
 class DestinationUnknown(PetranodeError):
     """No valid LeaseSet for the destination could be found (it is offline or unpublished)."""
 
@@ -82,6 +90,7 @@ class GarlicService:
         self._stored = False
         self._inbox: collections.deque[bytes] = collections.deque(maxlen=max_inbox)
         self._inbox_event = asyncio.Event()
+        self._handlers: dict[Protocol, Handler] = {}
         self._next_tick_ms: int | None = None
         self._wake = asyncio.Event()
         self._rng = random.SystemRandom()
@@ -110,13 +119,20 @@ class GarlicService:
         """Our destination hash (its netDb key)."""
         return self.local.key
 
-    async def send(self, to: bytes, data: bytes) -> bytes:
-        """Queue ``data`` for destination ``to``; returns the clove id. Raises
+    def subscribe(self, protocol: Protocol, handler: Handler) -> None:
+        """Hand every ``protocol`` message to ``handler`` (one per protocol; not ``app``)."""
+        if protocol is Protocol.APP or protocol in self._handlers:
+            raise ValueError(f"protocol {protocol.value} already has a receiver")
+        self._handlers[protocol] = handler
+
+    async def send(self, to: bytes, data: bytes, protocol: Protocol = Protocol.APP) -> bytes:
+        """Queue ``data`` for ``protocol`` at destination ``to``; returns the clove id. Raises
         :class:`DestinationUnknown`, or ``GarlicError(QUEUE_FULL)`` under back-pressure."""
+        envelope = Envelope(protocol, data).encode()
         leaseset = await self._find_leaseset(to)
         if leaseset is None:
             raise DestinationUnknown(f"no LeaseSet for {to.hex()[:16]}")
-        actions = self.sessions.send(leaseset.destination, data, self._now_ms())
+        actions = self.sessions.send(leaseset.destination, envelope, self._now_ms())
         self._execute(actions)
         queued = next(a for a in actions if isinstance(a, Queued))
         return queued.clove_id
@@ -165,10 +181,9 @@ class GarlicService:
                         self._wake.set()
                 case SendGarlic(destination=destination, data=data):
                     self._send_garlic(destination.key, data)
-                case Deliver(payload=payload):
+                case Deliver(sender=sender, payload=payload):
                     self.counters["delivered"] += 1
-                    self._inbox.append(payload)
-                    self._inbox_event.set()
+                    self._dispatch(sender, payload)
                 case Acked():
                     self.counters["acked"] += 1
                 case DeliveryFailed():
@@ -179,6 +194,22 @@ class GarlicService:
                     # Cloves for other routers or destinations: we only host one destination
                     # and relay nothing at the garlic layer.
                     self.counters["forward_refused"] += 1
+
+    def _dispatch(self, sender: bytes, payload: bytes) -> None:
+        try:
+            envelope = Envelope.decode(payload)
+        except GarlicError:
+            self.counters["bad_envelope"] += 1
+            return
+        if envelope.protocol is Protocol.APP:
+            self._inbox.append(envelope.data)
+            self._inbox_event.set()
+            return
+        handler = self._handlers.get(envelope.protocol)
+        if handler is None:
+            self.counters[f"unrouted_{envelope.protocol.value}"] += 1
+            return
+        handler(sender, envelope.data)
 
     def _send_garlic(self, to: bytes, data: bytes) -> None:
         leaseset = self._freshest(to)

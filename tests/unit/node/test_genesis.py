@@ -42,6 +42,20 @@ def test_valid_document_parses_and_round_trips(tmp_path: Path) -> None:
     assert again.hash() == genesis.hash()
 
 
+def test_destinations_are_optional_and_round_trip(tmp_path: Path) -> None:
+    document = _document()
+    without = parse_genesis(document)
+    assert without.dso.destination == b"" and "destination" not in without.dso.to_json()
+    document["validators"][1]["destination"] = "5a" * 32
+    document["dso"]["destination"] = "d5" * 32
+    genesis = parse_genesis(document)
+    assert genesis.validators[1].destination == bytes.fromhex("5a" * 32)
+    assert genesis.validators[0].destination == b""
+    genesis.write(tmp_path / "genesis.toml")
+    assert load_genesis(tmp_path / "genesis.toml") == genesis
+    assert genesis.hash() != without.hash()
+
+
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda d: d.pop("dso"), "genesis.dso: missing"),
     (lambda d: d.update(extra=1), "genesis.extra: unknown key"),
@@ -53,6 +67,8 @@ def test_valid_document_parses_and_round_trips(tmp_path: Path) -> None:
     (lambda d: d["validators"][1].update(signing_key="00" * 32), "validators[1].signing_key: not a valid"),
     (lambda d: d["validators"][1].update(name="dso"), "validators: duplicate"),
     (lambda d: d["dso"].update(view_key="ab" * 31), "dso.view_key: expected 32 bytes"),
+    (lambda d: d["dso"].update(destination="ab" * 31), "dso.destination: expected 32 bytes"),
+    (lambda d: d["validators"][0].update(destination=7), "validators[0].destination: expected a hex"),
     (lambda d: d["params"].update(tunnel_length=9), "params.tunnel_length: out of range"),
     (lambda d: d["params"].update(foo=1), "params.foo: unknown key"),
 ])
