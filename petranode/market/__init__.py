@@ -1,0 +1,1 @@
+"""The PETra market: registration, intervals, offers, settlement, reputation (SPEC §4.7)."""
