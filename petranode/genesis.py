@@ -205,6 +205,13 @@ class Params:
     max_clock_skew_s: int = 60
     #: Lifetime of a router certificate issued by an authority.
     certificate_lifetime_s: int = 365 * 24 * 3600
+    #: How long before an interval starts its market gate closes: offers, acceptances and
+    #: asset requests for it are refused from then on (SPEC §4.7).
+    gate_lead_ms: int = 2000
+    #: How long after gate closure every trade of the interval is reported cleared or failed.
+    clearing_ms: int = 1000
+    #: How long after an interval ends its meters have to report before it settles.
+    settlement_lag_ms: int = 2000
 
     def validate(self) -> None:
         checks = {
@@ -214,6 +221,9 @@ class Params:
             "tunnel_message_bytes": 256 <= self.tunnel_message_bytes <= 4096,
             "max_clock_skew_s": 1 <= self.max_clock_skew_s <= 3600,
             "certificate_lifetime_s": 60 <= self.certificate_lifetime_s <= 10 * 365 * 24 * 3600,
+            "gate_lead_ms": 0 <= self.gate_lead_ms <= 86_400_000,
+            "clearing_ms": 0 <= self.clearing_ms <= self.gate_lead_ms,
+            "settlement_lag_ms": 0 <= self.settlement_lag_ms <= 86_400_000,
         }
         for name, ok in checks.items():
             if not ok:
@@ -242,6 +252,9 @@ class Genesis:
             raise ConfigError("authorities: at least one directory authority is required")
         if not self.validators:
             raise ConfigError("validators: at least one validator is required")
+        if self.params.gate_lead_ms >= self.interval_s * 1000:
+            # The gate of interval i+1 would close before interval i starts.
+            raise ConfigError("params.gate_lead_ms: must be shorter than interval_s")
         _unique([a.signing_key for a in self.authorities], "authorities")
         _unique([v.signing_key for v in self.validators], "validators")
         _unique([v.name for v in self.validators], "validators")

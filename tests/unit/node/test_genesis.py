@@ -71,6 +71,8 @@ def test_destinations_are_optional_and_round_trip(tmp_path: Path) -> None:
     (lambda d: d["validators"][0].update(destination=7), "validators[0].destination: expected a hex"),
     (lambda d: d["params"].update(tunnel_length=9), "params.tunnel_length: out of range"),
     (lambda d: d["params"].update(foo=1), "params.foo: unknown key"),
+    (lambda d: d["params"].update(clearing_ms=3000), "params.clearing_ms: out of range"),
+    (lambda d: d["params"].update(gate_lead_ms=900_000), "params.gate_lead_ms: must be shorter"),
 ])
 def test_bad_values_are_named(mutate: Any, message: str) -> None:
     document = copy.deepcopy(_document())
