@@ -241,3 +241,50 @@ class ShareRejected(MarketError):
     def __init__(self, reason: ShareReject, detail: str = "") -> None:
         super().__init__(reason, detail)
         self.reason: ShareReject = reason
+
+
+# -- the market's ledger transaction kinds (offer, accept, cancel) ----------------------------------
+
+
+class MarketReject(enum.Enum):
+    """Why an offer, accept or cancel transaction broke a market rule (docs/market.md,
+    "Ledger kinds"). Ledger rules these kinds share with transfers (rings, key images, range
+    proof, balance) keep their ledger reasons (``TxRejected``)."""
+
+    #: The view the transaction was checked against holds no market state (our misuse).
+    NO_MARKET_STATE = "no_market_state"
+    #: An input, output or named asset of a kind or interval range the rules do not allow.
+    WRONG_ASSET = "wrong_asset"
+    #: The block time is at or after the interval's gate closure.
+    GATE_CLOSED = "gate_closed"
+    #: The block time is at or after the offer's expiry.
+    OFFER_EXPIRED = "offer_expired"
+    #: No offer with this id is on the ledger.
+    UNKNOWN_OFFER = "unknown_offer"
+    #: The offer was cancelled or is completely filled.
+    OFFER_CLOSED = "offer_closed"
+    #: The accept or cancel names another sequence number than the offer's next one.
+    STALE_SEQUENCE = "stale_sequence"
+    #: The fill is larger than the offer's remaining power.
+    OVER_FILL = "over_fill"
+    #: A public-amount output differs from the one the rules derive.
+    BAD_PUBLIC_OUTPUT = "bad_public_output"
+    #: A fee larger than the proceeds it is taken from.
+    FEE_EXCEEDS_PROCEEDS = "fee_exceeds_proceeds"
+    #: The cancel is not signed by the offer's cancel key.
+    BAD_CANCEL_SIGNATURE = "bad_cancel_signature"
+    #: Two transactions of one block act on one offer (the market book's last line).
+    CONFLICT = "conflict"
+
+
+class MarketTxRejected(MarketError):
+    """A market transaction broke a market rule; ``reason`` says which.
+
+    Not a ``TxRejected``: its reason enum cannot be extended from the market layer. Code of
+    the ledger layer that validates market kinds must treat it as a refusal of the
+    transaction (docs/market.md, "Ledger kinds").
+    """
+
+    def __init__(self, reason: MarketReject, detail: str = "") -> None:
+        super().__init__(reason, detail)
+        self.reason: MarketReject = reason
