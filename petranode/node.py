@@ -1,9 +1,9 @@
 """Composition and lifecycle of one node (SPEC §4.1; STYLE: supervision).
 
 ``Node.run()`` enters the services in dependency order — store, links, bootstrap, netDb,
-tunnels, garlic, RPC — with one ``AsyncExitStack``, so they close in reverse. Each service's
-``__aenter__`` returns only once it is ready, so READY=1 goes to systemd after the whole stack
-is entered. SIGTERM and SIGINT set a stop event; a watcher task raises
+tunnels, garlic, market, RPC — with one ``AsyncExitStack``, so they close in reverse. Each
+service's ``__aenter__`` returns only once it is ready, so READY=1 goes to systemd after the
+whole stack is entered. SIGTERM and SIGINT set a stop event; a watcher task raises
 :class:`ShutdownRequested` inside the node's task group, which cancels its siblings; STOPPING=1
 is sent and the stack unwinds under a 5-second deadline (SPEC §4.1). This module handles no
 protocol message: it builds, starts and stops, and answers ``node.*`` RPCs about itself.
@@ -20,16 +20,21 @@ from typing import Any, Final
 
 from petranode import __version__
 from petranode.clock import Clock, SystemClock
-from petranode.config import Config
+from petranode.config import Config, Role
+from petranode.crypto.keys import WalletKeys
 from petranode.errors import PetranodeError
 from petranode.genesis import Genesis, load_genesis
 from petranode.keystore import NodeKeys, load_keys
+from petranode.market.meter import MeterKeys
+from petranode.market.service import MarketService, credential_from_spend
+from petranode.market.store import MARKET_MIGRATIONS
 from petranode.net.bootstrap.service import BootstrapService
 from petranode.net.cert import RouterCertificate
 from petranode.net.garlic.service import GarlicService
 from petranode.net.link.service import LinkService
 from petranode.net.netdb.service import NETDB_MIGRATIONS, NetDbService
 from petranode.net.tunnel.service import TunnelService
+from petranode.rpc.methods import market as market_methods
 from petranode.rpc.methods import netdb as netdb_methods
 from petranode.rpc.methods import node as node_methods
 from petranode.rpc.methods import tunnel as tunnel_methods
@@ -80,6 +85,7 @@ class Node:
     netdb: NetDbService | None = None
     tunnels: TunnelService | None = None
     garlic: GarlicService | None = None
+    market: MarketService | None = None
     _stop: asyncio.Event | None = None
     _started: float = 0.0
     _starts: int = 0
@@ -152,7 +158,8 @@ class Node:
     async def _enter_services(self, stack: contextlib.AsyncExitStack) -> None:
         data_dir = self.config.data_dir
         store = await stack.enter_async_context(
-            Store(data_dir / DATABASE_FILE, (*NODE_MIGRATIONS, *NETDB_MIGRATIONS))
+            Store(data_dir / DATABASE_FILE,
+                  (*NODE_MIGRATIONS, *NETDB_MIGRATIONS, *MARKET_MIGRATIONS))
         )
         async with store.transaction() as tx:
             await tx.execute(
@@ -209,10 +216,25 @@ class Node:
                 max_inbox=self.config.tunnel.max_inbox,
             )
         )
+        spend, view = self.keys.wallet()
+        self.market = await stack.enter_async_context(
+            MarketService(
+                genesis=self.genesis,
+                garlic=self.garlic,
+                ledger=None,
+                store=store,
+                clock=self.clock,
+                meter=MeterKeys(self.keys.meter_seed()),
+                credential=credential_from_spend(spend),
+                address=WalletKeys(spend, view).address,
+                dso=router if Role.DSO in self.config.node.roles else None,
+            )
+        )
         table = MethodTable()
         node_methods.register(table, self)
         netdb_methods.register(table, self.netdb)
         tunnel_methods.register(table, self.tunnels, self.garlic)
+        market_methods.register(table, self.market)
         await stack.enter_async_context(RpcServer(
             self.config.rpc_socket, table,
             ServerLimits(idle_timeout=self.config.rpc.idle_timeout_s)))

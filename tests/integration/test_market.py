@@ -1,0 +1,87 @@
+"""Issue 7 on real processes: registration, asset requests through garlic, issuance on the
+ledger, and the capacity rule (SPEC §4.7).
+
+A 7-node testnet (DSO, 3 validators, 3 prosumers). The DSO registers prosumer1 and posts its
+feeder's limit; prosumer1 asks, through its tunnels, for production within its capacity (the
+DSO grants it and the asset reaches prosumer1's wallet on the ledger), then for more than its
+capacity leaves (refused, nothing issued); an unregistered prosumer is refused; a request for
+an interval whose gate has closed is refused. Everything through RPC, polled with deadlines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from petranode.ledger.assets import Asset, AssetKind
+from petranode.rpc.client import call_sync
+from petranode.testnet import Testnet
+
+pytestmark = pytest.mark.integration
+
+NODES = 7
+CAPACITY_W = 5000
+POLL_S = 0.2
+
+
+def rpc(net: Testnet, name: str, method: str, params: dict[str, Any] | None = None) -> Any:
+    return call_sync(net.socket_path(name), method, params, timeout=45.0)
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(POLL_S)
+
+
+@pytest.fixture
+def net(short_tmp: Path) -> Iterator[Testnet]:
+    testnet = Testnet(short_tmp / "net")
+    try:
+        testnet.up(NODES)
+        yield testnet
+    finally:
+        testnet.down()
+
+
+def _dso_reachable(net: Testnet, name: str) -> bool:
+    dso_destination = rpc(net, "dso", "dest.address")
+    return rpc(net, name, "netdb.lookup", {"key": dso_destination}) is not None
+
+
+def _register_prosumer1(net: Testnet) -> None:
+    identity = rpc(net, "prosumer1", "market.identity")
+    rpc(net, "dso", "dso.register", {**identity, "max_generation_w": CAPACITY_W,
+                                     "max_consumption_w": 8000, "feeder": "f1"})
+    rpc(net, "dso", "dso.feeder_limit", {"feeder": "f1", "max_production_w": 100_000,
+                                         "max_consumption_w": 100_000})
+    wait_for("the DSO's LeaseSet", lambda: _dso_reachable(net, "prosumer1")
+             and _dso_reachable(net, "prosumer2"), 60)
+
+
+def test_requests_breaking_a_rule_are_refused_through_garlic(net: Testnet) -> None:
+    _register_prosumer1(net)
+    interval = rpc(net, "dso", "market.stats")["first_open_interval"] + 2
+
+    over = rpc(net, "prosumer1", "market.request", {
+        "kind": "production", "amount": CAPACITY_W + 1, "first_interval": interval,
+        "last_interval": interval})
+    assert over == {**over, "granted": False, "reason": "over_capacity", "tx": None}
+
+    stranger = rpc(net, "prosumer2", "market.request", {
+        "kind": "production", "amount": 10, "first_interval": interval,
+        "last_interval": interval})
+    assert stranger["granted"] is False and stranger["reason"] == "unknown_prosumer"
+
+    closed = rpc(net, "prosumer1", "market.request", {
+        "kind": "consumption", "amount": 10, "first_interval": 0, "last_interval": 0})
+    assert closed["granted"] is False and closed["reason"] == "gate_closed"
+
+    stats = rpc(net, "dso", "market.stats")
+    assert stats["registrations"] == 1 and stats["grants"] == 0
+    assert stats["refused_over_capacity"] == 1 and stats["refused_unknown_prosumer"] == 1
