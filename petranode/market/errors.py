@@ -288,3 +288,25 @@ class MarketTxRejected(MarketError):
     def __init__(self, reason: MarketReject, detail: str = "") -> None:
         super().__init__(reason, detail)
         self.reason: MarketReject = reason
+
+
+# -- the metering service ------------------------------------------------------------------------
+
+
+class MeteringFault(enum.Enum):
+    """Why a metering call cannot be answered on this node."""
+
+    #: ``meter.*``: this node runs no meter (it is not a prosumer).
+    NOT_A_METER = "not_a_meter"
+    #: ``dso.*`` metering calls: this node is not the DSO.
+    NOT_THE_DSO = "not_the_dso"
+    #: A range of intervals that is empty, reversed or too long to answer at once.
+    BAD_RANGE = "bad_range"
+
+
+class MeteringUnavailable(MarketError):
+    """A metering call was made on a node that cannot answer it, or with a bad range."""
+
+    def __init__(self, reason: MeteringFault, detail: str = "") -> None:
+        super().__init__(reason, detail)
+        self.reason: MeteringFault = reason

@@ -11,6 +11,9 @@ envelope of protocol ``market``, so only the two destinations read it:
   refusal with ``reason`` (a :class:`~petranode.market.errors.RequestReject` value, or
   ``"ledger"`` when the issuance could not be submitted).
 
+The metering messages (``policy?``, ``policy``, ``commitment``, ``share``, ``bill``,
+``billed``; SPEC §4.8) are listed further down and decoded by :func:`decode_metering_message`.
+
 Decoding is bounded and strict; anything else raises ``MarketRecordInvalid``.
 """
 
@@ -20,6 +23,9 @@ from dataclasses import dataclass
 from typing import Final, final
 
 from petranode.market.errors import MarketRecordInvalid, RecordFault
+from petranode.net import signing
+from petranode.net.garlic.envelope import MAX_DATA_BYTES
+from petranode.net.signing import Signer
 from petranode.wire import codec
 from petranode.wire.errors import DecodeError
 
@@ -28,6 +34,9 @@ HASH_BYTES: Final = 32
 #: An asset request is about 250 bytes; 1 KiB bounds every market message.
 MAX_MESSAGE_BYTES: Final = 1024
 MAX_REASON_CHARS: Final = 64
+#: A meter's commitment (≤ 192 B), share (≤ 160 B) or bill (≤ 256 B), each bounded again by
+#: its own decoder.
+MAX_RECORD_BYTES: Final = 256
 
 
 @final
@@ -85,3 +94,151 @@ def decode_message(data: bytes) -> MarketMessage:
         raise MarketRecordInvalid(RecordFault.MALFORMED, f"market message {kind!r}")
     except (DecodeError, ValueError) as exc:
         raise MarketRecordInvalid(RecordFault.MALFORMED, "market message") from exc
+
+
+# -- metering (SPEC §4.8; docs/market.md "The metering service") ----------------------------------
+#
+# Also under the garlic protocol ``market``; ``metering/channel.py`` routes them by type to the
+# metering service, so the market service above never sees them:
+#
+# * ``[1, "policy?", meter_key, interval, signature]`` — a meter asks the DSO for the price
+#   policy and its feeder's roster of the billing period holding ``interval``; signed by the
+#   meter key under :data:`POLICY_QUERY_DOMAIN`, so only certified meters get rosters.
+# * ``[1, "policy", roster or nil, policy]`` — the DSO's answer: the encoded
+#   :class:`~petranode.market.aggregate.FeederRoster` (nil when the feeder has fewer than two
+#   meters, or too many for one message) and :class:`~petranode.market.billing.PricePolicy`.
+# * ``[1, "commitment", record]``, ``[1, "share", record]``, ``[1, "bill", record]`` — a
+#   meter's :class:`~petranode.market.meter.MeterCommitment`, masked
+#   :class:`~petranode.market.aggregate.LoadShare` and :class:`~petranode.market.billing.Bill`.
+# * ``[1, "billed", bill_id, verified, reason]`` — the DSO's verdict on a bill (``reason`` a
+#   :class:`~petranode.market.errors.BillReject` value, empty when verified).
+
+POLICY_QUERY_DOMAIN: Final = "petranode/market/policy-query/v1"
+#: The policy answer carries a roster (≈ 34 B per meter) and a tariff (≤ 14.5 KB): one garlic
+#: envelope's data at most.
+MAX_METERING_MESSAGE_BYTES: Final = MAX_DATA_BYTES
+_MAX_INTERVAL: Final = 2**63 - 1
+METERING_KINDS: Final = frozenset({"policy?", "policy", "commitment", "share", "bill", "billed"})
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PolicyQuery:
+    meter_key: bytes
+    interval: int
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.meter_key) != HASH_BYTES or len(self.signature) != 64:
+            raise ValueError("a policy query has a 32-byte key and a 64-byte signature")
+        if not 0 <= self.interval <= _MAX_INTERVAL:
+            raise ValueError("interval out of range")
+
+    @staticmethod
+    def body(meter_key: bytes, interval: int) -> bytes:
+        return codec.encode([MESSAGE_VERSION, meter_key, interval])
+
+    @classmethod
+    def create(cls, meter: Signer, network_id: str, interval: int) -> PolicyQuery:
+        body = cls.body(meter.signing_key, interval)
+        return cls(meter.signing_key, interval,
+                   meter.sign(POLICY_QUERY_DOMAIN, network_id, body))
+
+    def signature_valid(self, network_id: str) -> bool:
+        return signing.verify(self.meter_key, self.signature, POLICY_QUERY_DOMAIN, network_id,
+                              self.body(self.meter_key, self.interval))
+
+    def encode(self) -> bytes:
+        return codec.encode([MESSAGE_VERSION, "policy?", self.meter_key, self.interval,
+                             self.signature])
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PolicyAnswer:
+    roster: bytes | None
+    policy: bytes
+
+    def encode(self) -> bytes:
+        return codec.encode([MESSAGE_VERSION, "policy", self.roster, self.policy])
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RecordMessage:
+    """A meter's commitment, share or bill (``kind``), its record's encoding in ``record``."""
+
+    kind: str
+    record: bytes
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("commitment", "share", "bill"):
+            raise ValueError(f"not a meter record kind: {self.kind!r}")
+
+    def encode(self) -> bytes:
+        return codec.encode([MESSAGE_VERSION, self.kind, self.record])
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class BilledMessage:
+    bill_id: bytes
+    verified: bool
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.bill_id) != HASH_BYTES:
+            raise ValueError("bill_id is 32 bytes")
+        if self.verified == bool(self.reason) or len(self.reason) > MAX_REASON_CHARS:
+            raise ValueError("a rejection names a reason of 1 to 64 characters, a verdict none")
+
+    def encode(self) -> bytes:
+        return codec.encode([MESSAGE_VERSION, "billed", self.bill_id, self.verified,
+                             self.reason])
+
+
+MeteringMessage = PolicyQuery | PolicyAnswer | RecordMessage | BilledMessage
+
+
+def message_kind(data: bytes) -> str | None:
+    """The type of a market message (its second field), or None if ``data`` has none."""
+    try:
+        fields = codec.expect_list(
+            codec.decode_canonical(data, max_size=MAX_METERING_MESSAGE_BYTES), what="message")
+        return codec.expect_str(fields[1], max_len=16, what="type") if len(fields) > 1 else None
+    except (DecodeError, ValueError):
+        return None
+
+
+def decode_metering_message(data: bytes) -> MeteringMessage:
+    """The metering message of ``data``; anything else raises ``MarketRecordInvalid``."""
+    try:
+        fields = codec.expect_list(
+            codec.decode_canonical(data, max_size=MAX_METERING_MESSAGE_BYTES),
+            what="metering message")
+        if not fields or codec.expect_int(fields[0], 0, 255, what="version") != MESSAGE_VERSION:
+            raise MarketRecordInvalid(RecordFault.UNSUPPORTED_VERSION, "metering message")
+        kind = codec.expect_str(fields[1] if len(fields) > 1 else None, max_len=16,
+                                what="message type")
+        n = len(fields)
+        if kind == "policy?" and n == 5:
+            return PolicyQuery(codec.expect_bytes(fields[2], HASH_BYTES, what="meter key"),
+                               codec.expect_int(fields[3], 0, _MAX_INTERVAL, what="interval"),
+                               codec.expect_bytes(fields[4], 64, what="signature"))
+        if kind == "policy" and n == 4:
+            roster = (None if fields[2] is None else
+                      codec.expect_bytes(fields[2], max_size=MAX_METERING_MESSAGE_BYTES,
+                                         what="roster"))
+            return PolicyAnswer(roster, codec.expect_bytes(
+                fields[3], max_size=MAX_METERING_MESSAGE_BYTES, what="policy"))
+        if kind in ("commitment", "share", "bill") and n == 3:
+            return RecordMessage(kind, codec.expect_bytes(fields[2], max_size=MAX_RECORD_BYTES,
+                                                          what=kind))
+        if kind == "billed" and n == 5:
+            return BilledMessage(codec.expect_bytes(fields[2], HASH_BYTES, what="bill id"),
+                                 codec.expect_bool(fields[3], what="verified"),
+                                 codec.expect_str(fields[4], max_len=MAX_REASON_CHARS,
+                                                  what="reason"))
+        raise MarketRecordInvalid(RecordFault.MALFORMED, f"metering message {kind!r}")
+    except (DecodeError, ValueError) as exc:
+        raise MarketRecordInvalid(RecordFault.MALFORMED, "metering message") from exc
