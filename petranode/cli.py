@@ -305,11 +305,18 @@ def _bench_tunnels(out: TextIO, quick: bool) -> None:
     run_tunnel_bench(out, quick=quick)
 
 
+def _bench_ledger(out: TextIO, quick: bool) -> None:
+    from petranode.ledger.bench import run_ledger_bench
+
+    run_ledger_bench(out, quick=quick)
+
+
 #: ``petranode bench WHAT``: each prints its figures beside a baseline measured in the same run.
 BENCHMARKS: dict[str, Callable[[TextIO, bool], None]] = {
     "crypto": _bench_crypto,
     "netdb": _bench_netdb,
     "tunnels": _bench_tunnels,
+    "ledger": _bench_ledger,
 }
 
 

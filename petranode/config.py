@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final, final
 
 from petranode.errors import PetranodeError
+from petranode.ledger.settings import LedgerConfig
 from petranode.net.link.settings import LinkConfig
 from petranode.net.netdb.settings import NetDbConfig
 from petranode.net.tunnel.settings import TunnelConfig
@@ -101,6 +102,7 @@ class Config:
     link: LinkConfig = field(default_factory=LinkConfig)
     netdb: NetDbConfig = field(default_factory=NetDbConfig)
     tunnel: TunnelConfig = field(default_factory=TunnelConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
     rpc: RpcConfig = field(default_factory=RpcConfig)
     log: LogConfig = field(default_factory=LogConfig)
     #: Folder that relative paths are resolved against (not a TOML key).
@@ -126,6 +128,7 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "link": LinkConfig,
     "netdb": NetDbConfig,
     "tunnel": TunnelConfig,
+    "ledger": LedgerConfig,
     "rpc": RpcConfig,
     "log": LogConfig,
 }

@@ -1,12 +1,13 @@
 """Composition and lifecycle of one node (SPEC §4.1; STYLE: supervision).
 
 ``Node.run()`` enters the services in dependency order — store, links, bootstrap, netDb,
-tunnels, garlic, market, RPC — with one ``AsyncExitStack``, so they close in reverse. Each
+tunnels, garlic, ledger, market, RPC — with one ``AsyncExitStack``, so they close in reverse. Each
 service's ``__aenter__`` returns only once it is ready, so READY=1 goes to systemd after the
 whole stack is entered. SIGTERM and SIGINT set a stop event; a watcher task raises
-:class:`ShutdownRequested` inside the node's task group, which cancels its siblings; STOPPING=1
-is sent and the stack unwinds under a 5-second deadline (SPEC §4.1). This module handles no
-protocol message: it builds, starts and stops, and answers ``node.*`` RPCs about itself.
+:class:`ShutdownRequested` inside the node's task group, which cancels its siblings (a halted
+ledger raises there too, and stops the node); STOPPING=1 is sent and the stack unwinds under a
+5-second deadline (SPEC §4.1). This module handles no protocol message: it builds, starts and
+stops, and answers ``node.*`` RPCs about itself.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from petranode.crypto.keys import WalletKeys
 from petranode.errors import PetranodeError
 from petranode.genesis import Genesis, load_genesis
 from petranode.keystore import NodeKeys, load_keys
+from petranode.ledger.service import LedgerService
+from petranode.ledger.store import LEDGER_MIGRATIONS
 from petranode.market.meter import MeterKeys
 from petranode.market.service import MarketService, credential_from_spend
 from petranode.market.store import MARKET_MIGRATIONS
@@ -34,6 +37,7 @@ from petranode.net.garlic.service import GarlicService
 from petranode.net.link.service import LinkService
 from petranode.net.netdb.service import NETDB_MIGRATIONS, NetDbService
 from petranode.net.tunnel.service import TunnelService
+from petranode.rpc.methods import ledger as ledger_methods
 from petranode.rpc.methods import market as market_methods
 from petranode.rpc.methods import netdb as netdb_methods
 from petranode.rpc.methods import node as node_methods
@@ -85,6 +89,7 @@ class Node:
     netdb: NetDbService | None = None
     tunnels: TunnelService | None = None
     garlic: GarlicService | None = None
+    ledger: LedgerService | None = None
     market: MarketService | None = None
     _stop: asyncio.Event | None = None
     _started: float = 0.0
@@ -159,7 +164,8 @@ class Node:
         data_dir = self.config.data_dir
         store = await stack.enter_async_context(
             Store(data_dir / DATABASE_FILE,
-                  (*NODE_MIGRATIONS, *NETDB_MIGRATIONS, *MARKET_MIGRATIONS))
+                  (*NODE_MIGRATIONS, *NETDB_MIGRATIONS, *LEDGER_MIGRATIONS,
+                   *MARKET_MIGRATIONS))
         )
         async with store.transaction() as tx:
             await tx.execute(
@@ -216,12 +222,27 @@ class Node:
                 max_inbox=self.config.tunnel.max_inbox,
             )
         )
+        # INTERIM (issue 6 item 8): the ledger gossips over links until submission moves to
+        # the garlic layer.
+        self.ledger = await stack.enter_async_context(
+            LedgerService(
+                config=self.config.ledger,
+                genesis=self.genesis,
+                router=router,
+                wallet_keys=WalletKeys(*self.keys.wallet()),
+                is_dso=Role.DSO in self.config.node.roles,
+                links=self.links,
+                directory=self.netdb,
+                store=store,
+                clock=self.clock,
+            )
+        )
         spend, view = self.keys.wallet()
         self.market = await stack.enter_async_context(
             MarketService(
                 genesis=self.genesis,
                 garlic=self.garlic,
-                ledger=None,
+                ledger=self.ledger,
                 store=store,
                 clock=self.clock,
                 meter=MeterKeys(self.keys.meter_seed()),
@@ -233,6 +254,7 @@ class Node:
         table = MethodTable()
         node_methods.register(table, self)
         netdb_methods.register(table, self.netdb)
+        ledger_methods.register(table, self.ledger)
         tunnel_methods.register(table, self.tunnels, self.garlic)
         market_methods.register(table, self.market)
         await stack.enter_async_context(RpcServer(
@@ -244,6 +266,9 @@ class Node:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._raise_on_stop(self._stop), name="stop-watcher")
+                if self.ledger is not None:
+                    # A halted ledger raises here and takes the node down with it.
+                    group.create_task(self.ledger.watch(), name="ledger-watch")
                 interval = notifier.watchdog_interval()
                 if interval is not None:
                     group.create_task(_feed_watchdog(notifier, interval / 2), name="watchdog")

@@ -20,6 +20,7 @@ are then kept, so a resumed node has the address the others know.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import signal
@@ -35,9 +36,11 @@ from typing import Any, Final
 
 from petranode.config import Config, NodeConfig, Role, load_config, render_config, toml_value
 from petranode.crypto.group import Scalar
+from petranode.crypto.keys import WalletKeys
 from petranode.errors import PetranodeError
 from petranode.genesis import Authority, Dso, Genesis, Params, Validator, load_genesis
 from petranode.keystore import NodeKeys, load_keys, save_keys
+from petranode.ledger.settings import LedgerConfig
 from petranode.net import cert as certificates
 from petranode.net.link.settings import LinkConfig
 from petranode.net.netdb.leaseset import Destination
@@ -59,6 +62,10 @@ LOCAL_INBOUND_PER_IP: Final = 1000
 #: Tunnel tests twice as often as on a real network, with a localhost timeout: a dead hop is
 #: found in about ten seconds rather than thirty (a test message costs a millisecond here).
 TESTNET_TUNNELS: Final = TunnelConfig(test_interval_s=5.0, test_timeout_s=2.0)
+#: Consensus timeouts for a localhost network, where a message takes a millisecond: a round
+#: whose proposer is down costs about one second rather than CometBFT's three.
+TESTNET_LEDGER: Final = LedgerConfig(timeout_propose_ms=1000, timeout_vote_ms=300,
+                                     timeout_delta_ms=200)
 
 
 class TestnetError(PetranodeError):
@@ -164,8 +171,17 @@ class Testnet:
         )
         genesis.write(self.genesis_path)
         self._issue_certificates(specs, keys, genesis)
+        # The DSO's first issuance pays every prosumer (issue 6 item 7): its config lists them.
+        prosumers = tuple(
+            WalletKeys(*keys[s.name].wallet()).address.encode()
+            for s in specs
+            if Role.PROSUMER in s.roles
+        )
         for spec in specs:
-            self._write_config(spec, port_of[spec.name], netdb_port_of[spec.name])
+            ledger = dataclasses.replace(
+                TESTNET_LEDGER, genesis_issuance=prosumers if Role.DSO in spec.roles else ()
+            )
+            self._write_config(spec, port_of[spec.name], netdb_port_of[spec.name], ledger)
         self._write_manifest(specs)
         return genesis
 
@@ -185,7 +201,9 @@ class Testnet:
             )
             (self.node_dir(spec.name) / CERTIFICATE_FILE).write_bytes(cert.encode())
 
-    def _write_config(self, spec: NodeSpec, port: int, netdb_port: int) -> None:
+    def _write_config(
+        self, spec: NodeSpec, port: int, netdb_port: int, ledger: LedgerConfig
+    ) -> None:
         config = Config(
             node=NodeConfig(
                 name=spec.name,
@@ -199,6 +217,7 @@ class Testnet:
                             max_inbound_per_ip=LinkConfig().max_peers),
             netdb=NetDbConfig(host="127.0.0.1", port=netdb_port),
             tunnel=TESTNET_TUNNELS,
+            ledger=ledger,
         )
         self.config_path(spec.name).write_text(render_config(config), encoding="utf-8")
 

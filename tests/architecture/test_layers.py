@@ -47,6 +47,8 @@ LAYERS: dict[str, int] = {
     # Pure (no petranode imports); the tunnel service schedules cover and batches hops with it.
     "petranode.net.cover": 3,
     "petranode.ledger": 4,
+    # The ledger benchmark drives a testnet, like the CLI verb that runs it.
+    "petranode.ledger.bench": 8,
     # The tunnel benchmark drives a testnet, like the CLI verb that runs it.
     "petranode.net.tunnel.bench": 8,
     "petranode.market": 5,

@@ -85,3 +85,23 @@ def test_requests_breaking_a_rule_are_refused_through_garlic(net: Testnet) -> No
     stats = rpc(net, "dso", "market.stats")
     assert stats["registrations"] == 1 and stats["grants"] == 0
     assert stats["refused_over_capacity"] == 1 and stats["refused_unknown_prosumer"] == 1
+
+
+def test_a_granted_request_is_issued_on_the_ledger_within_capacity(net: Testnet) -> None:
+    _register_prosumer1(net)
+    interval = rpc(net, "dso", "market.stats")["first_open_interval"] + 2
+    granted = rpc(net, "prosumer1", "market.request", {
+        "kind": "production", "amount": 3000, "first_interval": interval,
+        "last_interval": interval + 1})
+    assert granted["granted"] is True and len(granted["tx"]) == 64
+    asset = Asset(AssetKind.PRODUCTION, interval, interval + 1).asset_id.hex()
+    wait_for("the production asset in prosumer1's wallet",
+             lambda: rpc(net, "prosumer1", "wallet.balance").get(asset) == 3000, 60)
+
+    # 3000 W of 5000 W are granted over both intervals: 2500 W more would exceed capacity in
+    # the overlapping interval, even though the request names one new interval too.
+    refused = rpc(net, "prosumer1", "market.request", {
+        "kind": "production", "amount": 2500, "first_interval": interval + 1,
+        "last_interval": interval + 2})
+    assert refused["granted"] is False and refused["reason"] == "over_capacity"
+    assert rpc(net, "dso", "market.stats")["grants"] == 1
