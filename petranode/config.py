@@ -20,6 +20,7 @@ from typing import Any, Final, final
 
 from petranode.errors import PetranodeError
 from petranode.ledger.settings import LedgerConfig
+from petranode.market.settings import MarketConfig
 from petranode.net.link.settings import LinkConfig
 from petranode.net.netdb.settings import NetDbConfig
 from petranode.net.tunnel.settings import TunnelConfig
@@ -103,6 +104,7 @@ class Config:
     netdb: NetDbConfig = field(default_factory=NetDbConfig)
     tunnel: TunnelConfig = field(default_factory=TunnelConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    market: MarketConfig = field(default_factory=MarketConfig)
     rpc: RpcConfig = field(default_factory=RpcConfig)
     log: LogConfig = field(default_factory=LogConfig)
     #: Folder that relative paths are resolved against (not a TOML key).
@@ -129,6 +131,7 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "netdb": NetDbConfig,
     "tunnel": TunnelConfig,
     "ledger": LedgerConfig,
+    "market": MarketConfig,
     "rpc": RpcConfig,
     "log": LogConfig,
 }

@@ -1,7 +1,7 @@
 """Composition and lifecycle of one node (SPEC §4.1; STYLE: supervision).
 
 ``Node.run()`` enters the services in dependency order — store, links, bootstrap, netDb,
-tunnels, garlic, ledger, market, RPC — with one ``AsyncExitStack``, so they close in reverse. Each
+tunnels, garlic, ledger, market, metering, RPC — with one ``AsyncExitStack``, so they close in reverse. Each
 service's ``__aenter__`` returns only once it is ready, so READY=1 goes to systemd after the
 whole stack is entered. SIGTERM and SIGINT set a stop event; a watcher task raises
 :class:`ShutdownRequested` inside the node's task group, which cancels its siblings (a halted
@@ -29,6 +29,10 @@ from petranode.keystore import NodeKeys, load_keys
 from petranode.ledger.service import LedgerService
 from petranode.ledger.store import LEDGER_MIGRATIONS
 from petranode.market.meter import MeterKeys
+from petranode.market.metering.channel import MarketChannel
+from petranode.market.metering.periods import registrations_of
+from petranode.market.metering.service import MeteringService
+from petranode.market.metering.store import METERING_MIGRATIONS
 from petranode.market.service import MarketService, credential_from_spend
 from petranode.market.store import MARKET_MIGRATIONS
 from petranode.net.bootstrap.service import BootstrapService
@@ -39,6 +43,7 @@ from petranode.net.netdb.service import NETDB_MIGRATIONS, NetDbService
 from petranode.net.tunnel.service import TunnelService
 from petranode.rpc.methods import ledger as ledger_methods
 from petranode.rpc.methods import market as market_methods
+from petranode.rpc.methods import meter as meter_methods
 from petranode.rpc.methods import netdb as netdb_methods
 from petranode.rpc.methods import node as node_methods
 from petranode.rpc.methods import tunnel as tunnel_methods
@@ -91,6 +96,7 @@ class Node:
     garlic: GarlicService | None = None
     ledger: LedgerService | None = None
     market: MarketService | None = None
+    metering: MeteringService | None = None
     _stop: asyncio.Event | None = None
     _started: float = 0.0
     _starts: int = 0
@@ -165,7 +171,7 @@ class Node:
         store = await stack.enter_async_context(
             Store(data_dir / DATABASE_FILE,
                   (*NODE_MIGRATIONS, *NETDB_MIGRATIONS, *LEDGER_MIGRATIONS,
-                   *MARKET_MIGRATIONS))
+                   *MARKET_MIGRATIONS, *METERING_MIGRATIONS))
         )
         async with store.transaction() as tx:
             await tx.execute(
@@ -238,17 +244,36 @@ class Node:
             )
         )
         spend, view = self.keys.wallet()
+        # One garlic protocol, two services: the channel hands metering messages to one
+        # and asset requests to the other.
+        channel = MarketChannel(self.garlic)
+        meter_keys = MeterKeys(self.keys.meter_seed())
+        roles = self.config.node.roles
         self.market = await stack.enter_async_context(
             MarketService(
                 genesis=self.genesis,
-                garlic=self.garlic,
+                garlic=channel.market,
                 ledger=self.ledger,
                 store=store,
                 clock=self.clock,
-                meter=MeterKeys(self.keys.meter_seed()),
+                meter=meter_keys,
                 credential=credential_from_spend(spend),
                 address=WalletKeys(spend, view).address,
                 dso=router if Role.DSO in self.config.node.roles else None,
+            )
+        )
+        market = self.market
+        self.metering = await stack.enter_async_context(
+            MeteringService(
+                genesis=self.genesis,
+                garlic=channel.metering,
+                store=store,
+                clock=self.clock,
+                config=self.config.market,
+                meter_keys=meter_keys if Role.PROSUMER in roles else None,
+                dso=router if Role.DSO in roles else None,
+                registrations=lambda: registrations_of(market.book),
+                profile_path=self.config.market.profile_path(self.config.base_dir),
             )
         )
         table = MethodTable()
@@ -257,6 +282,7 @@ class Node:
         ledger_methods.register(table, self.ledger)
         tunnel_methods.register(table, self.tunnels, self.garlic)
         market_methods.register(table, self.market)
+        meter_methods.register(table, self.metering)
         await stack.enter_async_context(RpcServer(
             self.config.rpc_socket, table,
             ServerLimits(idle_timeout=self.config.rpc.idle_timeout_s)))
