@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from dataclasses import dataclass
 from typing import Any, Final
@@ -37,6 +38,7 @@ from petranode.market.service import MarketService, credential_from_spend
 from petranode.market.store import MARKET_MIGRATIONS
 from petranode.net.bootstrap.service import BootstrapService
 from petranode.net.cert import RouterCertificate
+from petranode.net.garlic.envelope import Protocol as GarlicProtocol
 from petranode.net.garlic.service import GarlicService
 from petranode.net.link.service import LinkService
 from petranode.net.netdb.service import NETDB_MIGRATIONS, NetDbService
@@ -228,27 +230,39 @@ class Node:
                 max_inbox=self.config.tunnel.max_inbox,
             )
         )
-        # INTERIM (issue 6 item 8): the ledger gossips over links until submission moves to
-        # the garlic layer.
+        roles = self.config.node.roles
+        garlic = self.garlic
+        validator_destinations = [v.destination for v in self.genesis.validators
+                                  if v.destination]
+        submits_through_garlic = Role.VALIDATOR not in roles and bool(validator_destinations)
+
+        async def submit_through_garlic(data: bytes) -> None:
+            # SPEC §4.6: a prosumer's transaction leaves through its tunnels to a validator's
+            # destination, never over its own links.
+            to = validator_destinations[secrets.randbelow(len(validator_destinations))]
+            await garlic.send(to, data, GarlicProtocol.LEDGER)
+
         self.ledger = await stack.enter_async_context(
             LedgerService(
                 config=self.config.ledger,
                 genesis=self.genesis,
                 router=router,
                 wallet_keys=WalletKeys(*self.keys.wallet()),
-                is_dso=Role.DSO in self.config.node.roles,
+                is_dso=Role.DSO in roles,
                 links=self.links,
                 directory=self.netdb,
                 store=store,
                 clock=self.clock,
+                relay=submit_through_garlic if submits_through_garlic else None,
             )
         )
+        if Role.VALIDATOR in roles:
+            self.garlic.subscribe(GarlicProtocol.LEDGER, self.ledger.on_garlic_submission)
         spend, view = self.keys.wallet()
         # One garlic protocol, two services: the channel hands metering messages to one
         # and asset requests to the other.
         channel = MarketChannel(self.garlic)
         meter_keys = MeterKeys(self.keys.meter_seed())
-        roles = self.config.node.roles
         self.market = await stack.enter_async_context(
             MarketService(
                 genesis=self.genesis,

@@ -40,10 +40,10 @@ Theory of operation:
 * **Sync.** After each commit a node tells its peers its height; a node that learns of a
   higher one fetches the missing blocks with their certificates (:mod:`.sync`), verifies each
   certificate against the genesis validators and commits them the same way.
-* **Submission (INTERIM).** A wallet's transfer enters the local pool and is gossiped to every
-  router, validators included — over the node's own links. SPEC §4.6 wants prosumers to submit
-  through their garlic tunnels to validator destinations; this is the interim path until the
-  garlic layer lands, and is marked so in the docs.
+* **Submission.** A wallet's transfer is first checked by the local pool. On a validator it is
+  gossiped from there; on a prosumer the node's ``relay`` sends it through the garlic tunnels
+  to a validator's destination (SPEC §4.6), whose :meth:`LedgerService.on_garlic_submission`
+  pools and gossips it — so no link shows which router a transaction came from.
 * **Failure.** A peer's bad message is counted and logged at a bounded rate; the loop goes on.
   Anything else raised in the loop is our bug or a broken store: it is logged at ERROR and
   :meth:`LedgerService.watch` raises it in the node's task group, which stops the node
@@ -100,7 +100,7 @@ from petranode.ledger.settings import LedgerConfig
 from petranode.ledger.state import LedgerSnapshot, OutputRecord, StateDelta, apply_block_txs
 from petranode.ledger.store import LedgerStore
 from petranode.ledger.sync import Apply, BlockSync, PeerFaulted, ServeBlocks, SyncParams
-from petranode.ledger.tx import BASE_REGISTRY, LedgerParams, encode_tx
+from petranode.ledger.tx import BASE_REGISTRY, MAX_TX_BYTES, LedgerParams, encode_tx
 from petranode.ledger.tx_errors import InsufficientFunds, TxReject, TxRejected
 from petranode.ledger.vote import CommitCertificate, Vote
 from petranode.ledger.wallet import OwnedOutput, Wallet, build_transfer
@@ -202,10 +202,15 @@ class _Wake:
 class _Submit:
     data: bytes
     key_images: tuple[bytes, ...]
-    result: asyncio.Future[bytes]
+    result: asyncio.Future[bytes] | None
+    #: Gossip it from this router. False for a prosumer's own transfer, which leaves through
+    #: its garlic tunnels instead, so no link shows where it came from.
+    publish: bool = True
 
 
 _Event = _PeerMessage | _Wake | _Submit
+#: Sends an encoded transaction to a validator through garlic (the node supplies it).
+Relay = Callable[[bytes], Awaitable[None]]
 
 
 @final
@@ -247,9 +252,11 @@ class LedgerService:
         directory: RouterDirectory,
         store: Store,
         clock: Clock,
+        relay: Relay | None = None,
     ) -> None:
         config.validate()
         self._config = config
+        self._relay = relay
         self._genesis = genesis
         self._router = router
         self._is_dso = is_dso
@@ -374,11 +381,27 @@ class LedgerService:
         with contextlib.suppress(asyncio.QueueFull):
             self._events.put_nowait(_Wake())
 
-    async def submit(self, data: bytes, key_images: tuple[bytes, ...] = ()) -> bytes:
-        """Admit an encoded transaction to the pool and gossip it; its hash, or TxRejected."""
+    async def submit(self, data: bytes, key_images: tuple[bytes, ...] = (),
+                     publish: bool = True) -> bytes:
+        """Admit an encoded transaction to the pool and (``publish``) gossip it; its hash, or
+        TxRejected."""
         result: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        await self._events.put(_Submit(data, key_images, result))
+        await self._events.put(_Submit(data, key_images, result, publish))
         return await result
+
+    def on_garlic_submission(self, sender: bytes, data: bytes) -> None:
+        """A transaction a prosumer sent to this validator's destination: pool and gossip it.
+        A garlic handler must not wait, so a full queue drops it (the sender's garlic layer
+        retried delivery; its wallet may submit again)."""
+        if len(data) > MAX_TX_BYTES:
+            self.counters["garlic_submissions_oversized"] += 1
+            return
+        try:
+            self._events.put_nowait(_Submit(data, (), None))
+        except asyncio.QueueFull:
+            self.counters["garlic_submissions_dropped"] += 1
+            return
+        self.counters["garlic_submissions"] += 1
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -420,15 +443,17 @@ class LedgerService:
                     self._log.log(logging.INFO, "peer_refused",
                                   "ledger.message.refused peer=%s t=%s reason=%s",
                                   peer.hex()[:16], message.get("t"), exc.reason.value)
-            case _Submit(data, key_images, result):
+            case _Submit(data, key_images, result, publish):
                 try:
-                    digest = await self._admit(data, now)
+                    digest = await self._admit(data, now, publish)
                 except TxRejected as exc:
-                    if not result.done():
+                    if result is None:
+                        self.counters[f"garlic_submissions_refused_{exc.reason.value}"] += 1
+                    elif not result.done():
                         result.set_exception(exc)
                     return
                 self._pending_spends.update((ki, digest) for ki in key_images)
-                if not result.done():
+                if result is not None and not result.done():
                     result.set_result(digest)
             case _Wake():
                 pass
@@ -535,12 +560,13 @@ class LedgerService:
                 # Committed blocks travel by sync (announced by height), not as items.
                 self.counters["block_items_ignored"] += 1
 
-    async def _admit(self, data: bytes, now: float) -> bytes:
-        """Validate ``data`` against the ledger and the pool; pool and gossip it."""
+    async def _admit(self, data: bytes, now: float, publish: bool = True) -> bytes:
+        """Validate ``data`` against the ledger and the pool; pool and (``publish``) gossip it."""
         tx = BASE_REGISTRY.decode(data)
         snapshot = await self._ledger.snapshot_for([tx])
         digest = await asyncio.to_thread(self._mempool.add, data, snapshot)
-        await self._execute(self._gossip.publish(ItemKind.TX, data, now), now)
+        if publish:
+            await self._execute(self._gossip.publish(ItemKind.TX, data, now), now)
         self.counters["txs_pooled"] += 1
         return digest
 
@@ -1028,8 +1054,14 @@ class LedgerService:
         except BaseException:
             self._release(key_images)
             raise
+        data = encode_tx(transfer)
         try:
-            digest = await self.submit(encode_tx(transfer), key_images)
+            if self._relay is not None:
+                # A prosumer's transfer leaves through its garlic tunnels to a validator's
+                # destination, which gossips it (SPEC §4.6); sent first, so a destination not
+                # yet found leaves nothing behind in our pool. Our pool then tracks it.
+                await self._relay(data)
+            digest = await self.submit(data, key_images, publish=self._relay is None)
         except BaseException:
             self._release(key_images)
             raise

@@ -103,6 +103,9 @@ def test_ledger_survives_validator_faults_and_moves_money(
         for n in everyone), 20)
     wait_for("both balances", lambda: money(net, "prosumer2") == before2 + 1234
              and money(net, "prosumer1") == before1 - 1234, 10)
+    # It reached the validators through prosumer1's garlic tunnels, not its links.
+    assert sum(rpc(net, v, "ledger.status")["counters"].get("garlic_submissions", 0)
+               for v in VALIDATORS) >= 1
 
     # -- a double spend is refused: the same inputs again, by a validator and a prosumer ----
     data = bytes.fromhex(rpc(net, "prosumer1", "ledger.tx", {"hash": digest})["data"])

@@ -10,9 +10,10 @@
 * ``wallet.transfer {"to": address, "amount": int, "asset": "money"}`` → the transaction hash
 * ``wallet.history`` → outputs received and spent, oldest first
 
-Submission of a transfer goes over links to the validators: the INTERIM path until the garlic
-layer lands (issue 6 item 8, SPEC §4.6 says "through their tunnels … never over their own
-link"). Bytes are hex; no amount, key or payload is logged here.
+A prosumer's ``wallet.transfer`` is checked by its own pool, then sent through its garlic
+tunnels to a validator's destination (genesis ``[[validators]] destination``), which gossips
+it (SPEC §4.6: "through their tunnels … never over their own link"). Bytes are hex; no amount,
+key or payload is logged here.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def register(table: MethodTable, ledger: LedgerControl) -> None:
         return await ledger.tx(parse_hash(hash, "hash"))
 
     async def submit(tx: str) -> str:
-        """Validate an encoded transaction, pool it and gossip it (INTERIM: over links);
+        """Validate an encoded transaction, pool it and gossip it (from this router, over links);
         returns its hash, or a TX_REJECTED error whose ``data.reason`` names the rule."""
         if len(tx) > 2 * MAX_TX_BYTES:
             raise invalid_params("tx", "transaction too large")
