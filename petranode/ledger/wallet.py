@@ -165,8 +165,8 @@ def _shuffle(items: list[Payment], source: RandomSource) -> None:
         items[i], items[j] = items[j], items[i]
 
 
-def _select_inputs(owned: Sequence[OwnedOutput], asset_id: bytes, need: int) -> list[OwnedOutput]:
-    """Largest outputs first until ``need`` is covered."""
+def select_inputs(owned: Sequence[OwnedOutput], asset_id: bytes, need: int) -> list[OwnedOutput]:
+    """Largest outputs of ``asset_id`` first until ``need`` is covered (at least one)."""
     chosen: list[OwnedOutput] = []
     total = 0
     for candidate in sorted((o for o in owned if o.asset_id == asset_id),
@@ -277,7 +277,7 @@ def build_payments(
         need[payment.asset_id] = need.get(payment.asset_id, 0) + payment.amount
     if fee:
         need[MONEY.asset_id] = need.get(MONEY.asset_id, 0) + fee
-    spent = {asset_id: _select_inputs(owned, asset_id, amount) for asset_id, amount in need.items()}
+    spent = {asset_id: select_inputs(owned, asset_id, amount) for asset_id, amount in need.items()}
 
     all_payments = list(payments)
     for asset_id, inputs in spent.items():

@@ -55,8 +55,7 @@ from petranode.crypto.stealth import (
 from petranode.ledger.assets import MONEY, Asset
 from petranode.ledger.state import AppliedTx, OutputRecord, StateDelta
 from petranode.ledger.tx import TxInput, TxOutput, input_prefix, prefix_digest, signed_message
-from petranode.ledger.tx_errors import InsufficientFunds
-from petranode.ledger.wallet import DecoySource, OwnedOutput, Payment
+from petranode.ledger.wallet import DecoySource, OwnedOutput, Payment, select_inputs
 from petranode.market.trade_kinds import (
     Accept,
     Cancel,
@@ -131,21 +130,6 @@ class RingParts:
 
 #: Builds a kind's prefix fields from (input prefixes, hidden outputs, R).
 PrefixMaker = Callable[[list[list[Encodable]], tuple[TxOutput, ...], Point], list[Encodable]]
-
-
-def select_inputs(owned: Sequence[OwnedOutput], asset_id: bytes, need: int) -> list[OwnedOutput]:
-    """Largest outputs of ``asset_id`` first until ``need`` is covered (at least one)."""
-    chosen: list[OwnedOutput] = []
-    total = 0
-    for candidate in sorted((o for o in owned if o.asset_id == asset_id),
-                            key=lambda o: o.amount, reverse=True):
-        if total >= need and chosen:
-            break
-        chosen.append(candidate)
-        total += candidate.amount
-    if total < need or not chosen:
-        raise InsufficientFunds(f"asset {asset_id.hex()[:16]}: need {need}")
-    return chosen
 
 
 def _choose(owned: Sequence[OwnedOutput], need: dict[bytes, int],
