@@ -221,7 +221,8 @@ def _asset_id(raw: Value) -> bytes:
     return codec.expect_bytes(raw, ASSET_ID_BYTES, what="asset id")
 
 
-def _check_point(p: Point, what: str) -> None:
+def check_point(p: Point, what: str) -> None:
+    """A public key a transaction carries: in the prime-order subgroup, not the identity."""
     if not p.in_subgroup or p.is_identity():
         raise TxRejected(TxReject.MALFORMED, f"{what} outside the prime-order subgroup")
 
@@ -242,8 +243,8 @@ class TxOutput:
             raise TxRejected(TxReject.MALFORMED, "asset id is 32 bytes")
         if not 0 <= self.view_tag <= 0xFF:
             raise TxRejected(TxReject.MALFORMED, "view tag is one byte")
-        _check_point(self.one_time_key, "one-time key")
-        _check_point(self.commitment, "commitment")
+        check_point(self.one_time_key, "one-time key")
+        check_point(self.commitment, "commitment")
 
     def to_value(self) -> list[Encodable]:
         return [
@@ -308,7 +309,7 @@ class TxInput:
             raise TxRejected(TxReject.RING_NOT_SORTED)
         if self.signature.ring_size != len(self.ring):
             raise TxRejected(TxReject.MALFORMED, "CLSAG size differs from the ring's")
-        _check_point(self.pseudo_out, "pseudo-output")
+        check_point(self.pseudo_out, "pseudo-output")
 
     def prefix_value(self) -> list[Encodable]:
         return input_prefix(self.asset_id, self.ring, self.key_image, self.pseudo_out)
@@ -332,6 +333,30 @@ class TxInput:
             _point(f[3], "pseudo-output"),
             Clsag.decode(codec.expect_bytes(signature, size, what="clsag"), len(ring)),
         )
+
+
+def check_private_shape(inputs: Sequence[TxInput], hidden_outputs: Sequence[TxOutput], fee: int,
+                        tx_public: Point, range_proof: bpplus.BulletproofPlus) -> None:
+    """The bounds every kind with ring inputs and range-proven outputs shares (transfers and
+    the market's kinds): counts, fee, R, and a proof sized for the outputs."""
+    if not 1 <= len(inputs) <= MAX_INPUTS:
+        raise TxRejected(TxReject.BAD_COUNT, "inputs")
+    if not 1 <= len(hidden_outputs) <= MAX_OUTPUTS:
+        raise TxRejected(TxReject.BAD_COUNT, "outputs")
+    if not 0 <= fee <= MAX_AMOUNT:
+        raise TxRejected(TxReject.BAD_FEE)
+    check_point(tx_public, "tx public key")
+    if len(range_proof.L) != bpplus.rounds_for(len(hidden_outputs)):
+        raise TxRejected(TxReject.MALFORMED, "range proof size differs from outputs'")
+
+
+def decode_inputs(prefix: Value, signatures: Value) -> tuple[TxInput, ...]:
+    """Ring inputs from their prefix values and their signatures, counts checked first."""
+    raw = codec.expect_list(prefix, what="inputs")
+    if not 1 <= len(raw) <= MAX_INPUTS:
+        raise TxRejected(TxReject.BAD_COUNT, "inputs")
+    sigs = codec.expect_list(signatures, len(raw), what="signatures")
+    return tuple(TxInput.from_values(i, s) for i, s in zip(raw, sigs, strict=True))
 
 
 def _proof_value(value: Value, n_outputs: int) -> bpplus.BulletproofPlus:
@@ -380,7 +405,7 @@ class Issuance:
     def __post_init__(self) -> None:
         if not 1 <= len(self.outputs) <= MAX_OUTPUTS:
             raise TxRejected(TxReject.BAD_COUNT, "outputs")
-        _check_point(self.tx_public, "tx public key")
+        check_point(self.tx_public, "tx public key")
         if len(self.range_proof.L) != bpplus.rounds_for(len(self.outputs)):
             raise TxRejected(TxReject.MALFORMED, "range proof size differs from outputs'")
         if len(self.dso_signature) != SIGNATURE_BYTES:
@@ -452,15 +477,8 @@ class Transfer:
     _key_images: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.inputs) <= MAX_INPUTS:
-            raise TxRejected(TxReject.BAD_COUNT, "inputs")
-        if not 1 <= len(self.outputs) <= MAX_OUTPUTS:
-            raise TxRejected(TxReject.BAD_COUNT, "outputs")
-        if not 0 <= self.fee <= MAX_AMOUNT:
-            raise TxRejected(TxReject.BAD_FEE)
-        _check_point(self.tx_public, "tx public key")
-        if len(self.range_proof.L) != bpplus.rounds_for(len(self.outputs)):
-            raise TxRejected(TxReject.MALFORMED, "range proof size differs from outputs'")
+        check_private_shape(self.inputs, self.outputs, self.fee, self.tx_public,
+                            self.range_proof)
         object.__setattr__(self, "_key_images", tuple(i.key_image.point.raw for i in self.inputs))
 
     def key_images(self) -> tuple[bytes, ...]:
@@ -481,13 +499,10 @@ class Transfer:
     def from_fields(cls, prefix: Value, witness: Value) -> Transfer:
         p = codec.expect_list(prefix, 4, what="transfer prefix")
         w = codec.expect_list(witness, 2, what="transfer witness")
-        raw_inputs = codec.expect_list(p[0], what="inputs")
-        signatures = codec.expect_list(w[0], len(raw_inputs), what="signatures")
-        if not 1 <= len(raw_inputs) <= MAX_INPUTS:
-            raise TxRejected(TxReject.BAD_COUNT, "inputs")
+        inputs = decode_inputs(p[0], w[0])
         outputs = _outputs_value(p[1])
         return cls(
-            tuple(TxInput.from_values(i, s) for i, s in zip(raw_inputs, signatures, strict=True)),
+            inputs,
             outputs,
             _point(p[2], "tx public key"),
             codec.expect_int(p[3], 0, MAX_AMOUNT, what="fee"),

@@ -83,13 +83,14 @@ from petranode.ledger.assets import MAX_INTERVAL, MONEY, Asset, AssetKind
 from petranode.ledger.state import AppliedTx, LedgerView, OutputRecord
 from petranode.ledger.tx import (
     BASE_REGISTRY,
-    MAX_INPUTS,
     MAX_OUTPUTS,
     MAX_TX_BYTES,
     LedgerParams,
     Tx,
     TxInput,
     TxOutput,
+    check_private_shape,
+    decode_inputs,
     encode_tx,
     prefix_hash,
     signed_message,
@@ -164,14 +165,6 @@ def _outputs(raw: Value, lo: int, hi: int, what: str) -> tuple[TxOutput, ...]:
     if not lo <= len(items) <= hi:
         raise TxRejected(TxReject.BAD_COUNT, what)
     return tuple(TxOutput.from_value(v) for v in items)
-
-
-def _inputs(prefix: Value, signatures: Value) -> tuple[TxInput, ...]:
-    raw = codec.expect_list(prefix, what="inputs")
-    if not 1 <= len(raw) <= MAX_INPUTS:
-        raise TxRejected(TxReject.BAD_COUNT, "inputs")
-    sigs = codec.expect_list(signatures, len(raw), what="signatures")
-    return tuple(TxInput.from_values(i, s) for i, s in zip(raw, sigs, strict=True))
 
 
 def _proof(raw: Value, n_outputs: int) -> bpplus.BulletproofPlus:
@@ -283,11 +276,6 @@ def _verify_range_proof(hidden: Sequence[TxOutput], proof: bpplus.BulletproofPlu
 def _check_size(tx: Tx) -> None:
     if len(encode_tx(tx)) > MAX_TX_BYTES:
         raise TxRejected(TxReject.OVERSIZED)
-
-
-def _check_tx_public(p: Point) -> None:
-    if not p.in_subgroup or p.is_identity():
-        raise TxRejected(TxReject.MALFORMED, "tx public key outside the prime-order subgroup")
 
 
 # -- market state, as validation reads it ------------------------------------------------------
@@ -464,15 +452,8 @@ class Offer:
     _key_images: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.inputs) <= MAX_INPUTS:
-            raise TxRejected(TxReject.BAD_COUNT, "inputs")
-        if not 1 <= len(self.outputs) <= MAX_OUTPUTS:
-            raise TxRejected(TxReject.BAD_COUNT, "outputs")
-        if not 0 <= self.fee <= MAX_AMOUNT:
-            raise TxRejected(TxReject.BAD_FEE)
-        _check_tx_public(self.tx_public)
-        if len(self.range_proof.L) != bpplus.rounds_for(len(self.outputs)):
-            raise TxRejected(TxReject.MALFORMED, "range proof size differs from outputs'")
+        check_private_shape(self.inputs, self.outputs, self.fee, self.tx_public,
+                            self.range_proof)
         object.__setattr__(self, "_key_images", tuple(i.key_image.point.raw for i in self.inputs))
 
     def key_images(self) -> tuple[bytes, ...]:
@@ -496,7 +477,7 @@ class Offer:
         outputs = _outputs(p[3], 1, MAX_OUTPUTS, "outputs")
         return cls(
             OfferTerms.from_value(p[1]),
-            _inputs(p[2], w[0]),
+            decode_inputs(p[2], w[0]),
             outputs,
             _point(p[4], "tx public key"),
             codec.expect_int(p[5], 0, MAX_AMOUNT, what="fee"),
@@ -585,17 +566,12 @@ class Accept:
             raise TxRejected(TxReject.MALFORMED, "power")
         if not 0 <= self.energy_first <= self.energy_last <= MAX_INTERVAL:
             raise TxRejected(TxReject.MALFORMED, "energy range")
-        if not 1 <= len(self.inputs) <= MAX_INPUTS:
-            raise TxRejected(TxReject.BAD_COUNT, "inputs")
         if len(self.public_outputs) != 1:
             raise TxRejected(TxReject.BAD_COUNT, "public outputs")
-        if not 1 <= len(self.hidden_outputs) <= MAX_OUTPUTS - 1:
+        if len(self.hidden_outputs) > MAX_OUTPUTS - 1:  # one place is the public output's
             raise TxRejected(TxReject.BAD_COUNT, "hidden outputs")
-        if not 0 <= self.fee <= MAX_AMOUNT:
-            raise TxRejected(TxReject.BAD_FEE)
-        _check_tx_public(self.tx_public)
-        if len(self.range_proof.L) != bpplus.rounds_for(len(self.hidden_outputs)):
-            raise TxRejected(TxReject.MALFORMED, "range proof size differs from outputs'")
+        check_private_shape(self.inputs, self.hidden_outputs, self.fee, self.tx_public,
+                            self.range_proof)
         object.__setattr__(self, "_key_images", (
             *(i.key_image.point.raw for i in self.inputs), nullifier(self.offer_id, self.seq)))
 
@@ -635,7 +611,7 @@ class Accept:
             _interval(p[4], "energy first"),
             _interval(p[5], "energy last"),
             None if p[6] is None else _address(p[6]),
-            _inputs(p[7], w[0]),
+            decode_inputs(p[7], w[0]),
             _outputs(p[8], 1, 1, "public outputs"),
             hidden,
             _point(p[10], "tx public key"),
