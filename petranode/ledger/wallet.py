@@ -25,7 +25,7 @@ from typing import Protocol, final
 
 from petranode.crypto import bpplus, clsag, ecdh
 from petranode.crypto.balance import pseudo_out_masks, pseudo_outs
-from petranode.crypto.decoys import DEFAULT_UNLOCK_TIME, RandomSource, select_ring
+from petranode.crypto.decoys import DEFAULT_UNLOCK_TIME, DecoyRing, RandomSource, select_ring
 from petranode.crypto.errors import VerificationFailed
 from petranode.crypto.group import Point, Rng, Scalar, os_rng
 from petranode.crypto.keyimage import KeyImage, generate_key_image
@@ -54,6 +54,7 @@ from petranode.ledger.tx import (
 )
 from petranode.ledger.tx_errors import InsufficientFunds
 from petranode.net.signing import Signer
+from petranode.wire.codec import Encodable
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,8 @@ class Wallet:
 # -- building transactions -----------------------------------------------------------------
 
 
-def _shuffle(items: list[Payment], source: RandomSource) -> None:
+def shuffle(items: list[Payment], source: RandomSource) -> None:
+    """Fisher–Yates with ``source``: output order must not tell payment from change."""
     for i in range(len(items) - 1, 0, -1):
         j = source.randrange(0, i + 1)
         items[i], items[j] = items[j], items[i]
@@ -283,25 +285,45 @@ def build_payments(
     for asset_id, inputs in spent.items():
         change = sum(o.amount for o in inputs) - need[asset_id]
         all_payments.append(Payment(keys.address, asset_id, change))
-    _shuffle(all_payments, source)
+    shuffle(all_payments, source)
 
     tx_secret = TxSecret.generate(rng)
     outputs, out_masks = _make_outputs(tx_secret, all_payments)
     proof = _prove(all_payments, out_masks, outputs, rng)
 
     # Per asset, the pseudo-output masks sum to that asset's output masks: balance.py.
-    plan: list[tuple[OwnedOutput, Scalar, Point]] = []
+    plan: list[InputPlan] = []
     for asset_id, inputs in spent.items():
         masks = [m for m, o in zip(out_masks, outputs, strict=True) if o.asset_id == asset_id]
         p_masks = pseudo_out_masks(masks, len(inputs), rng)
         commitments = pseudo_outs([o.amount for o in inputs], p_masks)
         plan += zip(inputs, p_masks, commitments, strict=True)
 
+    rings = choose_rings([spend for spend, _, _ in plan], decoys, size, now=now,
+                         min_ring_size=min_ring_size, unlock_time=unlock_time, source=source)
+    prefix_inputs = input_prefixes(plan, rings)
+    prefix = prefix_digest(
+        Transfer.KIND, transfer_prefix(prefix_inputs, outputs, tx_secret.public, fee), network_id
+    )
+    message = signed_message(prefix, proof, network_id)
+    return Transfer(sign_inputs(keys, message, plan, rings, rng), tuple(outputs),
+                    tx_secret.public, fee, proof)
+
+
+#: An input being built: the output it spends, its pseudo-output mask and commitment.
+InputPlan = tuple[OwnedOutput, Scalar, Point]
+#: An input's ring: the decoy picker's choice and the members (one-time key, commitment).
+Ring = tuple[DecoyRing, list[tuple[Point, Point]]]
+
+
+def choose_rings(spends: Sequence[OwnedOutput], decoys: DecoySource, size: int, *, now: float,
+                 min_ring_size: int, unlock_time: float, source: RandomSource) -> list[Ring]:
+    """A ring per spent output, of its own asset, with the ledger's copy of every member."""
     rings = []
-    for spend, _, _ in plan:
-        times = decoys.output_times(spend.asset_id)
-        chosen = select_ring(times, spend.global_index, size, now=now,
-                             min_ring_size=min_ring_size, unlock_time=unlock_time, rng=source)
+    for spend in spends:
+        chosen = select_ring(decoys.output_times(spend.asset_id), spend.global_index, size,
+                             now=now, min_ring_size=min_ring_size, unlock_time=unlock_time,
+                             rng=source)
         members = []
         for index in chosen.indices:
             record = decoys.output(spend.asset_id, index)
@@ -311,15 +333,18 @@ def build_payments(
         if members[chosen.real_position] != (spend.record.one_time_key, spend.record.commitment):
             raise ValueError("the ledger's output differs from the wallet's")
         rings.append((chosen, members))
+    return rings
 
-    prefix_inputs = [
-        input_prefix(spend.asset_id, chosen.indices, spend.key_image, pseudo)
-        for (spend, _, pseudo), (chosen, _) in zip(plan, rings, strict=True)
-    ]
-    prefix = prefix_digest(
-        Transfer.KIND, transfer_prefix(prefix_inputs, outputs, tx_secret.public, fee), network_id
-    )
-    message = signed_message(prefix, proof, network_id)
+
+def input_prefixes(plan: Sequence[InputPlan], rings: Sequence[Ring]) -> list[list[Encodable]]:
+    return [input_prefix(spend.asset_id, chosen.indices, spend.key_image, pseudo)
+            for (spend, _, pseudo), (chosen, _) in zip(plan, rings, strict=True)]
+
+
+def sign_inputs(keys: WalletKeys, message: bytes, plan: Sequence[InputPlan],
+                rings: Sequence[Ring], rng: Rng) -> tuple[TxInput, ...]:
+    """Each input's CLSAG over ``message``: the one-time secret and the commitment-to-zero
+    difference of its real member."""
     tx_inputs = []
     for (spend, p_mask, pseudo), (chosen, members) in zip(plan, rings, strict=True):
         secret = spend.shared_secret + keys.spend_secret
@@ -327,4 +352,4 @@ def build_payments(
                                           secret, spend.mask - p_mask, rng)
         assert key_image == spend.key_image
         tx_inputs.append(TxInput(spend.asset_id, chosen.indices, key_image, pseudo, signature))
-    return Transfer(tuple(tx_inputs), tuple(outputs), tx_secret.public, fee, proof)
+    return tuple(tx_inputs)

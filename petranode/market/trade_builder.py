@@ -37,9 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, final
 
-from petranode.crypto import bpplus, clsag, ecdh
+from petranode.crypto import bpplus, ecdh
 from petranode.crypto.balance import pseudo_out_masks, pseudo_outs
-from petranode.crypto.decoys import DEFAULT_UNLOCK_TIME, RandomSource, select_ring
+from petranode.crypto.decoys import DEFAULT_UNLOCK_TIME, RandomSource
 from petranode.crypto.errors import VerificationFailed
 from petranode.crypto.group import Point, Rng, Scalar, hash_to_scalar, os_rng
 from petranode.crypto.keyimage import generate_key_image
@@ -54,8 +54,18 @@ from petranode.crypto.stealth import (
 )
 from petranode.ledger.assets import MONEY, Asset
 from petranode.ledger.state import AppliedTx, OutputRecord, StateDelta
-from petranode.ledger.tx import TxInput, TxOutput, input_prefix, prefix_digest, signed_message
-from petranode.ledger.wallet import DecoySource, OwnedOutput, Payment, select_inputs
+from petranode.ledger.tx import TxInput, TxOutput, prefix_digest, signed_message
+from petranode.ledger.wallet import (
+    DecoySource,
+    InputPlan,
+    OwnedOutput,
+    Payment,
+    choose_rings,
+    input_prefixes,
+    select_inputs,
+    shuffle,
+    sign_inputs,
+)
 from petranode.market.trade_kinds import (
     Accept,
     Cancel,
@@ -170,9 +180,7 @@ def assemble_ring_tx(
     source: RandomSource = random_source if random_source is not None else random.SystemRandom()
     size = min_ring_size if ring_size is None else ring_size
     payments = list(hidden)
-    for i in range(len(payments) - 1, 0, -1):
-        j = source.randrange(0, i + 1)
-        payments[i], payments[j] = payments[j], payments[i]
+    shuffle(payments, source)
 
     tx_secret = TxSecret.generate(rng)
     hidden_outputs: list[TxOutput] = []
@@ -188,7 +196,7 @@ def assemble_ring_tx(
 
     all_outputs = [o for o, _ in public] + hidden_outputs
     all_masks = [m for _, m in public] + hidden_masks
-    plan: list[tuple[OwnedOutput, Scalar, Point]] = []
+    plan: list[InputPlan] = []
     for asset_id in dict.fromkeys(s.asset_id for s in spends):
         inputs = [s for s in spends if s.asset_id == asset_id]
         masks = [m for m, o in zip(all_masks, all_outputs, strict=True) if o.asset_id == asset_id]
@@ -196,35 +204,13 @@ def assemble_ring_tx(
         plan += zip(inputs, p_masks, pseudo_outs([o.amount for o in inputs], p_masks),
                     strict=True)
 
-    rings = []
-    for spend, _, _ in plan:
-        chosen = select_ring(decoys.output_times(spend.asset_id), spend.global_index, size,
-                             now=now, min_ring_size=min_ring_size, unlock_time=unlock_time,
-                             rng=source)
-        members = []
-        for index in chosen.indices:
-            record = decoys.output(spend.asset_id, index)
-            if record is None:
-                raise ValueError(f"decoy source lacks output {index}")
-            members.append((record.one_time_key, record.commitment))
-        if members[chosen.real_position] != (spend.record.one_time_key, spend.record.commitment):
-            raise ValueError("the ledger's output differs from the wallet's")
-        rings.append((chosen, members))
-
-    prefix_inputs = [
-        input_prefix(spend.asset_id, chosen.indices, spend.key_image, pseudo)
-        for (spend, _, pseudo), (chosen, _) in zip(plan, rings, strict=True)
-    ]
+    rings = choose_rings([spend for spend, _, _ in plan], decoys, size, now=now,
+                         min_ring_size=min_ring_size, unlock_time=unlock_time, source=source)
+    prefix_inputs = input_prefixes(plan, rings)
     prefix = make_prefix(prefix_inputs, tuple(hidden_outputs), tx_secret.public)
     message = signed_message(prefix_digest(kind, prefix, network_id), proof, network_id)
-    tx_inputs = []
-    for (spend, p_mask, pseudo), (chosen, members) in zip(plan, rings, strict=True):
-        signature, key_image = clsag.sign(message, members, pseudo, chosen.real_position,
-                                          spend.shared_secret + keys.spend_secret,
-                                          spend.mask - p_mask, rng)
-        assert key_image == spend.key_image
-        tx_inputs.append(TxInput(spend.asset_id, chosen.indices, key_image, pseudo, signature))
-    return RingParts(tuple(tx_inputs), tuple(hidden_outputs), tx_secret.public, proof)
+    return RingParts(sign_inputs(keys, message, plan, rings, rng), tuple(hidden_outputs),
+                     tx_secret.public, proof)
 
 
 # -- offer, accept, cancel ---------------------------------------------------------------------
