@@ -29,6 +29,8 @@ from petranode.genesis import Genesis, load_genesis
 from petranode.keystore import NodeKeys, load_keys
 from petranode.ledger.service import LedgerService
 from petranode.ledger.store import LEDGER_MIGRATIONS
+from petranode.market.book.store import BOOK_MIGRATIONS, MarketLedger
+from petranode.market.intervals import MarketClock
 from petranode.market.meter import MeterKeys
 from petranode.market.metering.channel import MarketChannel
 from petranode.market.metering.periods import registrations_of
@@ -36,6 +38,8 @@ from petranode.market.metering.service import MeteringService
 from petranode.market.metering.store import METERING_MIGRATIONS
 from petranode.market.service import MarketService, credential_from_spend
 from petranode.market.store import MARKET_MIGRATIONS
+from petranode.market.trading.service import TradingService
+from petranode.market.trading.store import TRADING_MIGRATIONS
 from petranode.net.bootstrap.service import BootstrapService
 from petranode.net.cert import RouterCertificate
 from petranode.net.garlic.envelope import Protocol as GarlicProtocol
@@ -48,6 +52,7 @@ from petranode.rpc.methods import market as market_methods
 from petranode.rpc.methods import meter as meter_methods
 from petranode.rpc.methods import netdb as netdb_methods
 from petranode.rpc.methods import node as node_methods
+from petranode.rpc.methods import trading as trading_methods
 from petranode.rpc.methods import tunnel as tunnel_methods
 from petranode.rpc.protocol import MethodTable
 from petranode.rpc.server import RpcServer, ServerLimits
@@ -99,6 +104,7 @@ class Node:
     ledger: LedgerService | None = None
     market: MarketService | None = None
     metering: MeteringService | None = None
+    trading: TradingService | None = None
     _stop: asyncio.Event | None = None
     _started: float = 0.0
     _starts: int = 0
@@ -173,7 +179,8 @@ class Node:
         store = await stack.enter_async_context(
             Store(data_dir / DATABASE_FILE,
                   (*NODE_MIGRATIONS, *NETDB_MIGRATIONS, *LEDGER_MIGRATIONS,
-                   *MARKET_MIGRATIONS, *METERING_MIGRATIONS))
+                   *MARKET_MIGRATIONS, *METERING_MIGRATIONS, *BOOK_MIGRATIONS,
+                   *TRADING_MIGRATIONS))
         )
         async with store.transaction() as tx:
             await tx.execute(
@@ -242,6 +249,10 @@ class Node:
             to = validator_destinations[secrets.randbelow(len(validator_destinations))]
             await garlic.send(to, data, GarlicProtocol.LEDGER)
 
+        params = self.genesis.params
+        book = MarketLedger(store, MarketClock.from_genesis(
+            self.genesis, gate_lead_ms=params.gate_lead_ms, clearing_ms=params.clearing_ms,
+            settlement_lag_ms=params.settlement_lag_ms))
         self.ledger = await stack.enter_async_context(
             LedgerService(
                 config=self.config.ledger,
@@ -254,6 +265,7 @@ class Node:
                 store=store,
                 clock=self.clock,
                 relay=submit_through_garlic if submits_through_garlic else None,
+                extension=book,
             )
         )
         if Role.VALIDATOR in roles:
@@ -290,6 +302,9 @@ class Node:
                 profile_path=self.config.market.profile_path(self.config.base_dir),
             )
         )
+        self.trading = await stack.enter_async_context(
+            TradingService(network_id=self.genesis.network_id, ledger=self.ledger, book=book,
+                           store=store, clock=self.clock))
         table = MethodTable()
         node_methods.register(table, self)
         netdb_methods.register(table, self.netdb)
@@ -297,6 +312,7 @@ class Node:
         tunnel_methods.register(table, self.tunnels, self.garlic)
         market_methods.register(table, self.market)
         meter_methods.register(table, self.metering)
+        trading_methods.register(table, self.trading)
         await stack.enter_async_context(RpcServer(
             self.config.rpc_socket, table,
             ServerLimits(idle_timeout=self.config.rpc.idle_timeout_s)))

@@ -148,6 +148,13 @@ class Mempool:
             self._remove(digest)
         return sorted(gone)
 
+    def evict(self, tx_hash: bytes) -> bool:
+        """Forget a transaction that no longer applies; False if it was not pooled."""
+        if tx_hash not in self._entries:
+            return False
+        self._remove(tx_hash)
+        return True
+
     def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
         """Encoded transactions for a proposal: best fee rate first, within both budgets."""
         chosen: list[bytes] = []

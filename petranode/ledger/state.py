@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, final
 
@@ -88,6 +88,8 @@ class StateDelta:
     outputs: tuple[OutputRecord, ...]
     #: (key image, hash of the spending transaction), in block order.
     spent: tuple[tuple[bytes, bytes], ...]
+    #: What the block changes in a ledger extension's state (``extension.py``), if any.
+    effects: object = None
 
 
 def apply_block_txs(
@@ -102,40 +104,71 @@ def apply_block_txs(
     the caller turns that into a refusal of the block.
     """
     height = view.height() + 1
-    counts: dict[bytes, int] = {}
-    spent: dict[bytes, bytes] = {}
-    hashes: set[bytes] = set()
-    applied: list[AppliedTx] = []
-    outputs: list[OutputRecord] = []
+    builder = _DeltaBuilder(height, view.output_count)
     for position, data in enumerate(txs):
         try:
             tx = registry.decode(data)
             # Decoding is canonical, so the hash of the bytes is the hash of the record.
             digest = hashlib.sha256(data).digest()
-            if digest in hashes:
+            if digest in builder.hashes:
                 raise TxRejected(TxReject.ALREADY_ON_LEDGER, "twice in the block")
             validate_tx(tx, view, params)
             for key_image in tx.key_images():
-                if key_image in spent:
+                if key_image in builder.spent:
                     raise TxRejected(TxReject.KEY_IMAGE_CONFLICT)
         except TxRejected as exc:
             log.debug("state.tx_rejected position=%d reason=%s", position, exc.reason.value)
-            raise TxRejected(exc.reason, f"transaction {position}") from exc
-        hashes.add(digest)
-        spent.update((key_image, digest) for key_image in tx.key_images())
+            # Same class: a higher layer's refusal keeps its type and reason enum.
+            raise type(exc)(exc.reason, f"transaction {position}") from exc
+        builder.add(digest, data, tx)
+    return builder.delta()
+
+
+def replay_block_txs(
+    height: int,
+    txs: Sequence[bytes],
+    output_count: Callable[[bytes], int],
+    registry: TxRegistry = BASE_REGISTRY,
+) -> StateDelta:
+    """The delta of a block this node validated and stored before, without validating it
+    again (a restart's wallet rescan); ``output_count`` answers for the state before it."""
+    builder = _DeltaBuilder(height, output_count)
+    for data in txs:
+        builder.add(hashlib.sha256(data).digest(), data, registry.decode(data))
+    return builder.delta()
+
+
+class _DeltaBuilder:
+    """Collects a block's transactions in order, numbering their outputs per asset."""
+
+    def __init__(self, height: int, output_count: Callable[[bytes], int]) -> None:
+        self.height = height
+        self._output_count = output_count
+        self.counts: dict[bytes, int] = {}
+        self.spent: dict[bytes, bytes] = {}
+        self.hashes: set[bytes] = set()
+        self.applied: list[AppliedTx] = []
+        self.outputs: list[OutputRecord] = []
+
+    def add(self, digest: bytes, data: bytes, tx: Tx) -> None:
+        self.hashes.add(digest)
+        self.spent.update((key_image, digest) for key_image in tx.key_images())
         indices = []
         for output_index, out in enumerate(tx.outputs):
-            if out.asset_id not in counts:
-                counts[out.asset_id] = view.output_count(out.asset_id)
-            index = counts[out.asset_id]
-            counts[out.asset_id] = index + 1
+            if out.asset_id not in self.counts:
+                self.counts[out.asset_id] = self._output_count(out.asset_id)
+            index = self.counts[out.asset_id]
+            self.counts[out.asset_id] = index + 1
             indices.append(index)
-            outputs.append(
-                OutputRecord(out.asset_id, index, out.one_time_key, out.commitment, height,
-                             digest, output_index)
+            self.outputs.append(
+                OutputRecord(out.asset_id, index, out.one_time_key, out.commitment,
+                             self.height, digest, output_index)
             )
-        applied.append(AppliedTx(digest, data, tx, tuple(indices)))
-    return StateDelta(height, tuple(applied), tuple(outputs), tuple(spent.items()))
+        self.applied.append(AppliedTx(digest, data, tx, tuple(indices)))
+
+    def delta(self) -> StateDelta:
+        return StateDelta(self.height, tuple(self.applied), tuple(self.outputs),
+                          tuple(self.spent.items()))
 
 
 class LedgerSnapshot:

@@ -22,7 +22,9 @@ Reads serve the pure code through :meth:`LedgerStore.snapshot_for`: it loads exa
 list of transactions refers to (ring members, key images, hashes, output counts of the assets
 they create) into a :class:`~petranode.ledger.state.LedgerSnapshot`. The ledger service is
 the only writer and takes the snapshot, validates and commits in one task, so no commit
-lands between the reads of one snapshot.
+lands between the reads of one snapshot. A :class:`~petranode.ledger.extension.LedgerExtension`
+(the market's book) adds its view to the snapshot and writes its tables in the block's
+transaction.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from typing import Final
 
 from petranode.crypto.errors import CryptoError
 from petranode.crypto.group import Point
-from petranode.ledger.state import LedgerSnapshot, OutputRecord, StateDelta
+from petranode.ledger.extension import LedgerExtension
+from petranode.ledger.state import LedgerSnapshot, LedgerView, OutputRecord, StateDelta
 from petranode.ledger.tx import Tx, tx_hash
 from petranode.store.errors import StorageError
 from petranode.store.store import Migration, Row, Store, as_blob, as_int
@@ -96,8 +99,9 @@ def _output(row: Row) -> OutputRecord:
 class LedgerStore:
     """The ledger's tables in the node's :class:`~petranode.store.store.Store`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, extension: LedgerExtension | None = None) -> None:
         self._store = store
+        self._extension = extension
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -151,6 +155,8 @@ class LedgerStore:
                 "INSERT INTO key_images (key_image, tx_hash, height) VALUES (?, ?, ?)",
                 [(ki, digest, delta.height) for ki, digest in delta.spent],
             )
+            if self._extension is not None and delta.effects is not None:
+                await self._extension.write(tx, delta.height, delta.effects)
         log.debug("ledger.commit.complete height=%d", delta.height)
 
     async def add_evidence(self, height: int, evidence: bytes) -> bool:
@@ -226,6 +232,14 @@ class LedgerStore:
     async def evidence(self) -> list[bytes]:
         rows = await self._store.fetchall("SELECT evidence FROM evidence ORDER BY id")
         return [as_blob(r[0]) for r in rows]
+
+    async def view_for(self, txs: Sequence[Tx], block_time_ms: int) -> LedgerView:
+        """What validating ``txs`` at ``block_time_ms`` reads: the snapshot, plus the
+        extension's state when there is one."""
+        snapshot = await self.snapshot_for(txs)
+        if self._extension is None:
+            return snapshot
+        return await self._extension.view(snapshot, txs, block_time_ms)
 
     async def snapshot_for(self, txs: Sequence[Tx]) -> LedgerSnapshot:
         """What validating ``txs`` reads, as a snapshot the pure code can use."""

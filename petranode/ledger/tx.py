@@ -350,6 +350,49 @@ def check_private_shape(inputs: Sequence[TxInput], hidden_outputs: Sequence[TxOu
         raise TxRejected(TxReject.MALFORMED, "range proof size differs from outputs'")
 
 
+def required_ring_size(min_ring_size: int, ring: Sequence[int]) -> int:
+    """The smallest ring allowed: ``min_ring_size``, or every output of the asset up to the
+    ring's newest member when there are fewer. An energy asset covers one interval and has a
+    handful of outputs, never 16; a ring of all of them hides the spender among every holder
+    of the asset, the most it can."""
+    return min(min_ring_size, max(ring) + 1)
+
+
+def check_ring_basic(inputs: Sequence[TxInput], key_images: Sequence[bytes],
+                     hidden: Sequence[TxOutput], params: LedgerParams) -> None:
+    """The stateless rules of ring inputs: unique key images, ring sizes, and hidden outputs
+    only of spent assets (an asset that is only output could still "balance" with
+    zero-amount outputs whose masks cancel)."""
+    if len(set(key_images)) != len(key_images):
+        raise TxRejected(TxReject.DUPLICATE_KEY_IMAGE)
+    for inp in inputs:
+        if not required_ring_size(params.min_ring_size, inp.ring) <= len(inp.ring) \
+                <= params.max_ring_size:
+            raise TxRejected(TxReject.BAD_RING_SIZE)
+    spent = {i.asset_id for i in inputs}
+    if any(o.asset_id not in spent for o in hidden):
+        raise TxRejected(TxReject.IMBALANCED, "output of an asset no input spends")
+
+
+def check_ring_state(inputs: Sequence[TxInput], key_images: Sequence[bytes], view: LedgerView,
+                     params: LedgerParams) -> None:
+    """The stateful rules of ring inputs: key images unspent, ring members exist, are of the
+    input's asset and are mature."""
+    for key_image in key_images:
+        if view.key_image_spent(key_image):
+            raise TxRejected(TxReject.KEY_IMAGE_SPENT)
+    newest_allowed = view.height() + 1 - params.spendable_age
+    for inp in inputs:
+        for index in inp.ring:
+            record = view.output(inp.asset_id, index)
+            if record is None:
+                raise TxRejected(TxReject.UNKNOWN_RING_MEMBER)
+            if record.asset_id != inp.asset_id:
+                raise TxRejected(TxReject.RING_ASSET_MISMATCH)
+            if record.height > newest_allowed:
+                raise TxRejected(TxReject.IMMATURE_RING_MEMBER)
+
+
 def decode_inputs(prefix: Value, signatures: Value) -> tuple[TxInput, ...]:
     """Ring inputs from their prefix values and their signatures, counts checked first."""
     raw = codec.expect_list(prefix, what="inputs")
@@ -510,34 +553,13 @@ class Transfer:
         )
 
     def validate_basic(self, params: LedgerParams) -> None:
-        if len(set(self._key_images)) != len(self._key_images):
-            raise TxRejected(TxReject.DUPLICATE_KEY_IMAGE)
-        for inp in self.inputs:
-            if not params.min_ring_size <= len(inp.ring) <= params.max_ring_size:
-                raise TxRejected(TxReject.BAD_RING_SIZE)
-        # An asset that is only output could still "balance" with zero-amount outputs whose
-        # masks cancel; refuse it outright: every output's asset must be spent here too.
-        spent_assets = {i.asset_id for i in self.inputs}
-        if any(o.asset_id not in spent_assets for o in self.outputs):
-            raise TxRejected(TxReject.IMBALANCED, "output of an asset no input spends")
-        if self.fee and MONEY.asset_id not in spent_assets:
+        check_ring_basic(self.inputs, self._key_images, self.outputs, params)
+        if self.fee and MONEY.asset_id not in {i.asset_id for i in self.inputs}:
             raise TxRejected(TxReject.IMBALANCED, "a fee needs a money input")
         _check_encoded_size(self)
 
     def check_state(self, view: LedgerView, params: LedgerParams) -> None:
-        for key_image in self._key_images:
-            if view.key_image_spent(key_image):
-                raise TxRejected(TxReject.KEY_IMAGE_SPENT)
-        newest_allowed = view.height() + 1 - params.spendable_age
-        for inp in self.inputs:
-            for index in inp.ring:
-                record = view.output(inp.asset_id, index)
-                if record is None:
-                    raise TxRejected(TxReject.UNKNOWN_RING_MEMBER)
-                if record.asset_id != inp.asset_id:
-                    raise TxRejected(TxReject.RING_ASSET_MISMATCH)
-                if record.height > newest_allowed:
-                    raise TxRejected(TxReject.IMMATURE_RING_MEMBER)
+        check_ring_state(self.inputs, self._key_images, view, params)
 
     def verify_signatures(self, view: LedgerView, params: LedgerParams) -> None:
         # Cheapest first: the balance is a few additions, the proof one multi-exponentiation,

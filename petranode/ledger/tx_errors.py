@@ -66,9 +66,14 @@ class TxReject(enum.Enum):
 
 
 class TxRejected(PetranodeError):
-    """A transaction was refused; ``reason`` says which rule it broke."""
+    """A transaction was refused; ``reason`` says which rule it broke.
 
-    def __init__(self, reason: TxReject, detail: str = "") -> None:
+    The ledger's own rules give a :class:`TxReject`; a transaction kind of a higher layer
+    (the market's) subclasses this with its own reason enum, so the ledger, which cannot
+    import that layer, still counts and refuses its transactions by ``reason.value``.
+    """
+
+    def __init__(self, reason: enum.Enum, detail: str = "") -> None:
         super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
         self.reason = reason
         self.detail = detail

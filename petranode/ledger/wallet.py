@@ -321,8 +321,13 @@ def choose_rings(spends: Sequence[OwnedOutput], decoys: DecoySource, size: int, 
     """A ring per spent output, of its own asset, with the ledger's copy of every member."""
     rings = []
     for spend in spends:
-        chosen = select_ring(decoys.output_times(spend.asset_id), spend.global_index, size,
-                             now=now, min_ring_size=min_ring_size, unlock_time=unlock_time,
+        times = decoys.output_times(spend.asset_id)
+        # An asset with fewer outputs than the ring size (an interval's energy) is spent in a
+        # ring of all of them (``tx.required_ring_size``).
+        here = min(size, len(times))
+        chosen = select_ring(times, spend.global_index, here, now=now,
+                             min_ring_size=min(min_ring_size, len(times)),
+                             unlock_time=unlock_time,
                              rng=source)
         members = []
         for index in chosen.indices:

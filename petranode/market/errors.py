@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 
 from petranode.errors import PetranodeError
+from petranode.ledger.tx_errors import TxRejected
 
 
 class MarketError(PetranodeError):
@@ -277,12 +278,11 @@ class MarketReject(enum.Enum):
     CONFLICT = "conflict"
 
 
-class MarketTxRejected(MarketError):
+class MarketTxRejected(TxRejected):
     """A market transaction broke a market rule; ``reason`` says which.
 
-    Not a ``TxRejected``: its reason enum cannot be extended from the market layer. Code of
-    the ledger layer that validates market kinds must treat it as a refusal of the
-    transaction (docs/market.md, "Ledger kinds").
+    A ``TxRejected`` with the market's reason enum: the ledger refuses, counts and logs it by
+    ``reason.value`` like its own refusals.
     """
 
     def __init__(self, reason: MarketReject, detail: str = "") -> None:
@@ -310,3 +310,36 @@ class MeteringUnavailable(MarketError):
     def __init__(self, reason: MeteringFault, detail: str = "") -> None:
         super().__init__(reason, detail)
         self.reason: MeteringFault = reason
+
+
+# -- delivery reports and the DSO's settlement desk --------------------------------------------------
+
+
+class DeliveryReject(enum.Enum):
+    """Why the DSO's settlement desk refused a meter's delivery report (``delivery.py``)."""
+
+    #: The report's meter key is not a registered (and enrolled) meter.
+    UNKNOWN_METER = "unknown_meter"
+    #: The meter signature, or a claim's cancel-key signature, does not verify, or a claimed
+    #: offer has no known cancel key.
+    BAD_SIGNATURE = "bad_signature"
+    #: A claimed offer id was already claimed, by this or any report, ever.
+    DUPLICATE_CLAIM = "duplicate_claim"
+    #: The meter already reported for this interval (one report names all its offers).
+    DUPLICATE_REPORT = "duplicate_report"
+    #: A claimed offer's trades are not sales by its maker (a BUY offer).
+    NOT_SELLER = "not_seller"
+    #: A claimed offer has no trade in the report's interval.
+    NO_TRADES = "no_trades"
+    #: The reported delivery exceeds the power of the claimed trades.
+    DELIVERED_ABOVE_SOLD = "delivered_above_sold"
+    #: The report's interval was settled already.
+    ALREADY_SETTLED = "already_settled"
+
+
+class DeliveryRejected(MarketError):
+    """A delivery report was refused; nothing of it was recorded."""
+
+    def __init__(self, reason: DeliveryReject, detail: str = "") -> None:
+        super().__init__(reason, detail)
+        self.reason: DeliveryReject = reason

@@ -90,6 +90,8 @@ from petranode.ledger.tx import (
     TxInput,
     TxOutput,
     check_private_shape,
+    check_ring_basic,
+    check_ring_state,
     decode_inputs,
     encode_tx,
     prefix_hash,
@@ -206,38 +208,6 @@ def _sum(points: Iterable[Point]) -> Point:
     for p in points:
         acc = acc + p
     return acc
-
-
-def _check_ring_basic(inputs: Sequence[TxInput], key_images: Sequence[bytes],
-                      hidden: Sequence[TxOutput], params: LedgerParams) -> None:
-    """Transfer's stateless rules: unique key images, ring sizes, hidden outputs only of
-    spent assets (else zero-sum outputs of an unspent asset would balance)."""
-    if len(set(key_images)) != len(key_images):
-        raise TxRejected(TxReject.DUPLICATE_KEY_IMAGE)
-    for inp in inputs:
-        if not params.min_ring_size <= len(inp.ring) <= params.max_ring_size:
-            raise TxRejected(TxReject.BAD_RING_SIZE)
-    spent = {i.asset_id for i in inputs}
-    if any(o.asset_id not in spent for o in hidden):
-        raise TxRejected(TxReject.IMBALANCED, "hidden output of an asset no input spends")
-
-
-def _check_ring_state(inputs: Sequence[TxInput], key_images: Sequence[bytes], view: LedgerView,
-                      params: LedgerParams) -> None:
-    """Transfer's stateful rules: key images unspent, ring members exist, match, are mature."""
-    for key_image in key_images:
-        if view.key_image_spent(key_image):
-            raise TxRejected(TxReject.KEY_IMAGE_SPENT)
-    newest_allowed = view.height() + 1 - params.spendable_age
-    for inp in inputs:
-        for index in inp.ring:
-            record = view.output(inp.asset_id, index)
-            if record is None:
-                raise TxRejected(TxReject.UNKNOWN_RING_MEMBER)
-            if record.asset_id != inp.asset_id:
-                raise TxRejected(TxReject.RING_ASSET_MISMATCH)
-            if record.height > newest_allowed:
-                raise TxRejected(TxReject.IMMATURE_RING_MEMBER)
 
 
 def _check_balance(inputs: Sequence[TxInput], outputs: Sequence[TxOutput],
@@ -491,7 +461,7 @@ class Offer:
         return debits
 
     def validate_basic(self, params: LedgerParams) -> None:
-        _check_ring_basic(self.inputs, self._key_images, self.outputs, params)
+        check_ring_basic(self.inputs, self._key_images, self.outputs, params)
         terms = self.terms
         if not terms.energy_first <= terms.interval <= terms.energy_last:
             raise _rejected(MarketReject.WRONG_ASSET, "energy asset does not cover the interval")
@@ -507,7 +477,7 @@ class Offer:
 
     def check_state(self, view: LedgerView, params: LedgerParams) -> None:
         _check_window(_market(view), self.terms)
-        _check_ring_state(self.inputs, self._key_images, view, params)
+        check_ring_state(self.inputs, self._key_images, view, params)
 
     def verify_signatures(self, view: LedgerView, params: LedgerParams) -> None:
         _check_balance(self.inputs, self.outputs, self._debits())
@@ -625,7 +595,7 @@ class Accept:
                 Asset(AssetKind.CONSUMPTION, self.energy_first, self.energy_last).asset_id)
 
     def validate_basic(self, params: LedgerParams) -> None:
-        _check_ring_basic(self.inputs, self._key_images, self.hidden_outputs, params)
+        check_ring_basic(self.inputs, self._key_images, self.hidden_outputs, params)
         if self.public_outputs[0].asset_id != MONEY.asset_id:
             raise _rejected(MarketReject.BAD_PUBLIC_OUTPUT, "the trade's output is money")
         spent = {i.asset_id for i in self.inputs}
@@ -673,7 +643,7 @@ class Accept:
                 raise _rejected(MarketReject.FEE_EXCEEDS_PROCEEDS)
         if self.public_outputs[0] != self.expected_public_output(offer):
             raise _rejected(MarketReject.BAD_PUBLIC_OUTPUT)
-        _check_ring_state(self.inputs, self._key_images, view, params)
+        check_ring_state(self.inputs, self._key_images, view, params)
 
     def verify_signatures(self, view: LedgerView, params: LedgerParams) -> None:
         # The taker's energy is burnt; a SELL offer's taker also pays the public output and

@@ -289,7 +289,8 @@ async def _transfer(service: LedgerService, to: PublicAddress, amount: int) -> T
     records = await service._ledger.outputs_of(MONEY.asset_id)
     return build_transfer(
         service._wallet.keys, owned, to, amount, MONEY.asset_id, 0,
-        _Decoys(records, service._block_s), network_id=service._genesis.network_id,
+        _Decoys({MONEY.asset_id: records}, service._block_s),
+        network_id=service._genesis.network_id,
         min_ring_size=service._params.min_ring_size, now=service._height * service._block_s,
         unlock_time=0.0, random_source=random.Random(amount),
     )
