@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dir", type=Path, required=True)
     t.set_defaults(handler=cmd_testnet_down)
 
+    p = verbs.add_parser("demo", help="a day of private energy trading on a fresh testnet")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="folder for the testnet (default: a new temporary folder)")
+    p.add_argument("--intervals", type=int, default=24, help="trading intervals (hours)")
+    p.add_argument("--interval-s", type=int, default=6, help="seconds per interval")
+    p.set_defaults(handler=cmd_demo)
+
     p = verbs.add_parser("vectors", help="check the crypto library against Monero's test vectors")
     p.add_argument("file", type=Path)
     p.set_defaults(handler=cmd_vectors)
@@ -233,6 +240,21 @@ def _rpc_socket(args: argparse.Namespace) -> Path:
     if not args.node:
         raise PetranodeError("--node: required with --dir")
     return Testnet(args.dir).socket_path(args.node)
+
+
+# -- demo ------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from petranode.demo import run_demo
+
+    if args.intervals < 1 or args.interval_s < 2:
+        raise PetranodeError("--intervals: at least 1; --interval-s: at least 2")
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="petranode-demo-"))
+    run_demo(directory, intervals=args.intervals, interval_s=args.interval_s, out=sys.stdout)
+    return EXIT_OK
 
 
 # -- testnet ---------------------------------------------------------------------------

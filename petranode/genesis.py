@@ -212,6 +212,9 @@ class Params:
     clearing_ms: int = 1000
     #: How long after an interval ends its meters have to report before it settles.
     settlement_lag_ms: int = 2000
+    #: Intervals per reputation epoch: the DSO publishes tier lists per epoch, and a gated
+    #: offer's list must be of its block's epoch or the one before (SPEC §4.7).
+    reputation_epoch_intervals: int = 4
 
     def validate(self) -> None:
         checks = {
@@ -224,6 +227,7 @@ class Params:
             "gate_lead_ms": 0 <= self.gate_lead_ms <= 86_400_000,
             "clearing_ms": 0 <= self.clearing_ms <= self.gate_lead_ms,
             "settlement_lag_ms": 0 <= self.settlement_lag_ms <= 86_400_000,
+            "reputation_epoch_intervals": 1 <= self.reputation_epoch_intervals <= 10_000,
         }
         for name, ok in checks.items():
             if not ok:

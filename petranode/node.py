@@ -36,7 +36,10 @@ from petranode.market.metering.channel import MarketChannel
 from petranode.market.metering.periods import registrations_of
 from petranode.market.metering.service import MeteringService
 from petranode.market.metering.store import METERING_MIGRATIONS
+from petranode.market.reputation import ReputationPolicy
 from petranode.market.service import MarketService, credential_from_spend
+from petranode.market.settling.service import SettlementService, settlement_terms
+from petranode.market.settling.store import SETTLEMENT_MIGRATIONS
 from petranode.market.store import MARKET_MIGRATIONS
 from petranode.market.trading.service import TradingService
 from petranode.market.trading.store import TRADING_MIGRATIONS
@@ -52,6 +55,7 @@ from petranode.rpc.methods import market as market_methods
 from petranode.rpc.methods import meter as meter_methods
 from petranode.rpc.methods import netdb as netdb_methods
 from petranode.rpc.methods import node as node_methods
+from petranode.rpc.methods import settlement as settlement_methods
 from petranode.rpc.methods import trading as trading_methods
 from petranode.rpc.methods import tunnel as tunnel_methods
 from petranode.rpc.protocol import MethodTable
@@ -105,6 +109,7 @@ class Node:
     market: MarketService | None = None
     metering: MeteringService | None = None
     trading: TradingService | None = None
+    settlement: SettlementService | None = None
     _stop: asyncio.Event | None = None
     _started: float = 0.0
     _starts: int = 0
@@ -180,7 +185,7 @@ class Node:
             Store(data_dir / DATABASE_FILE,
                   (*NODE_MIGRATIONS, *NETDB_MIGRATIONS, *LEDGER_MIGRATIONS,
                    *MARKET_MIGRATIONS, *METERING_MIGRATIONS, *BOOK_MIGRATIONS,
-                   *TRADING_MIGRATIONS))
+                   *TRADING_MIGRATIONS, *SETTLEMENT_MIGRATIONS))
         )
         async with store.transaction() as tx:
             await tx.execute(
@@ -300,11 +305,30 @@ class Node:
                 dso=router if Role.DSO in roles else None,
                 registrations=lambda: registrations_of(market.book),
                 profile_path=self.config.market.profile_path(self.config.base_dir),
+                publish=market.post_notice if Role.DSO in roles else None,
             )
         )
+        is_prosumer = Role.PROSUMER in roles
         self.trading = await stack.enter_async_context(
             TradingService(network_id=self.genesis.network_id, ledger=self.ledger, book=book,
-                           store=store, clock=self.clock))
+                           store=store, clock=self.clock, credential=credential_from_spend(spend),
+                           tier_list=lambda tier: self._settlement().tier_list(tier),
+                           cover_interval_s=self.config.market.cover_tx_interval_s
+                           if is_prosumer else 0.0))
+        metering = self.metering
+        self.settlement = await stack.enter_async_context(
+            SettlementService(
+                network_id=self.genesis.network_id, dso_key=self.genesis.dso.signing_key,
+                dso_destination=self.genesis.dso.destination, garlic=channel.settlement,
+                store=store, clock=self.clock, market_clock=book.clock, book=book,
+                terms=settlement_terms(self.config.market.penalty_millicents_per_w),
+                policy=ReputationPolicy(),
+                dso=router if Role.DSO in roles else None,
+                registrations=lambda: registrations_of(market.book),
+                meter=meter_keys if is_prosumer else None,
+                wallet_keys=WalletKeys(spend, view) if is_prosumer else None,
+                sales=self.trading.sales if is_prosumer else None,
+                export_w=metering.export_w if is_prosumer else None))
         table = MethodTable()
         node_methods.register(table, self)
         netdb_methods.register(table, self.netdb)
@@ -313,9 +337,15 @@ class Node:
         market_methods.register(table, self.market)
         meter_methods.register(table, self.metering)
         trading_methods.register(table, self.trading)
+        settlement_methods.register(table, self.settlement)
         await stack.enter_async_context(RpcServer(
             self.config.rpc_socket, table,
             ServerLimits(idle_timeout=self.config.rpc.idle_timeout_s)))
+
+    def _settlement(self) -> SettlementService:
+        if self.settlement is None:
+            raise PetranodeError("the settlement service is not running yet")
+        return self.settlement
 
     async def _serve(self, notifier: Notifier) -> None:
         assert self._stop is not None

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +41,7 @@ from petranode.errors import PetranodeError
 from petranode.genesis import Authority, Dso, Genesis, Params, Validator, load_genesis
 from petranode.keystore import NodeKeys, load_keys, save_keys
 from petranode.ledger.settings import LedgerConfig
+from petranode.market.settings import MarketConfig
 from petranode.net import cert as certificates
 from petranode.net.link.settings import LinkConfig
 from petranode.net.netdb.leaseset import Destination
@@ -153,8 +154,19 @@ class Testnet:
 
     # -- generation --------------------------------------------------------------------
 
-    def generate(self, specs: Sequence[NodeSpec], *, network_id: str | None = None) -> Genesis:
-        """Keys, genesis, certificates and configs for a new network in an empty folder."""
+    def generate(
+        self,
+        specs: Sequence[NodeSpec],
+        *,
+        network_id: str | None = None,
+        interval_s: int = TESTNET_INTERVAL_S,
+        params: Params | None = None,
+        market: Mapping[str, MarketConfig] | None = None,
+        genesis_time: int | None = None,
+    ) -> Genesis:
+        """Keys, genesis, certificates and configs for a new network in an empty folder;
+        ``market`` gives some nodes their own ``[market]`` section (the demo's households),
+        ``genesis_time`` (default now) where interval 0 starts."""
         if self.exists():
             raise TestnetError(f"{self.dir}: already holds a testnet")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +179,9 @@ class Testnet:
             port_of = {spec.name: port for spec, port in zip(specs, ports)}
             netdb_port_of = {spec.name: port for spec, port in zip(specs, udp_ports)}
         genesis = _make_genesis(
-            specs, keys, port_of, netdb_port_of, network_id or f"testnet-{secrets.token_hex(4)}"
+            specs, keys, port_of, netdb_port_of, network_id or f"testnet-{secrets.token_hex(4)}",
+            interval_s, params or Params(),
+            int(time.time()) if genesis_time is None else genesis_time,
         )
         genesis.write(self.genesis_path)
         self._issue_certificates(specs, keys, genesis)
@@ -181,7 +195,8 @@ class Testnet:
             ledger = dataclasses.replace(
                 TESTNET_LEDGER, genesis_issuance=prosumers if Role.DSO in spec.roles else ()
             )
-            self._write_config(spec, port_of[spec.name], netdb_port_of[spec.name], ledger)
+            self._write_config(spec, port_of[spec.name], netdb_port_of[spec.name], ledger,
+                               (market or {}).get(spec.name, MarketConfig()))
         self._write_manifest(specs)
         return genesis
 
@@ -202,7 +217,8 @@ class Testnet:
             (self.node_dir(spec.name) / CERTIFICATE_FILE).write_bytes(cert.encode())
 
     def _write_config(
-        self, spec: NodeSpec, port: int, netdb_port: int, ledger: LedgerConfig
+        self, spec: NodeSpec, port: int, netdb_port: int, ledger: LedgerConfig,
+        market: MarketConfig,
     ) -> None:
         config = Config(
             node=NodeConfig(
@@ -218,6 +234,7 @@ class Testnet:
             netdb=NetDbConfig(host="127.0.0.1", port=netdb_port),
             tunnel=TESTNET_TUNNELS,
             ledger=ledger,
+            market=market,
         )
         self.config_path(spec.name).write_text(render_config(config), encoding="utf-8")
 
@@ -375,13 +392,16 @@ def _make_genesis(
     port_of: dict[str, int],
     netdb_port_of: dict[str, int],
     network_id: str,
+    interval_s: int,
+    params: Params,
+    genesis_time: int,
 ) -> Genesis:
     dso_spec = next(s for s in specs if Role.DSO in s.roles)
     spend, view = keys[dso_spec.name].wallet()
     return Genesis(
         network_id=network_id,
-        genesis_time=int(time.time()),
-        interval_s=TESTNET_INTERVAL_S,
+        genesis_time=genesis_time,
+        interval_s=interval_s,
         authorities=tuple(
             Authority(
                 s.name,
@@ -402,7 +422,7 @@ def _make_genesis(
         ),
         dso=Dso(keys[dso_spec.name].router().identity.signing_key, _public(spend), _public(view),
                 _destination_hash(keys[dso_spec.name])),
-        params=Params(),
+        params=params,
     )
 
 

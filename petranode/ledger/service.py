@@ -582,6 +582,10 @@ class LedgerService:
     async def _deliver(self, kind: ItemKind, data: bytes, peer: bytes, now: float) -> None:
         """An item gossip fetched for the first time: validate, then relay what is valid."""
         match kind:
+            case ItemKind.TX if not self.is_validator:
+                # Only validators pool other routers' transactions (to propose them); a
+                # follower would verify every proof twice for nothing.
+                self.counters["tx_items_ignored"] += 1
             case ItemKind.TX:
                 try:
                     await self._admit(data, now)
@@ -631,7 +635,7 @@ class LedgerService:
         return await asyncio.to_thread(self._validate_block_txs, view, txs)
 
     def _validate_block_txs(self, view: LedgerView, txs: Sequence[bytes]) -> StateDelta:
-        delta = apply_block_txs(view, txs, self._params, self._registry)
+        delta = apply_block_txs(view, txs, self._params, self._registry, verified=self._mempool)
         if self._extension is None:
             return delta
         return replace(delta, effects=self._extension.effects(view, delta.txs))

@@ -24,12 +24,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, final
 
 from petranode.crypto.group import Point
-from petranode.ledger.tx import BASE_REGISTRY, LedgerParams, Tx, TxRegistry, validate_tx
+from petranode.ledger.tx import (
+    BASE_REGISTRY,
+    LedgerParams,
+    Tx,
+    TxRegistry,
+    settled_height,
+    validate_tx,
+)
 from petranode.ledger.tx_errors import TxReject, TxRejected
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,11 @@ class LedgerView(Protocol):
 
     def output_count(self, asset_id: bytes) -> int:
         """Outputs of ``asset_id`` on the ledger; the next one gets this global index."""
+        ...
+
+    def settled_output_count(self, asset_id: bytes) -> int:
+        """Outputs of ``asset_id`` created at least ``tx.RING_GRACE_BLOCKS`` blocks before the
+        next one: what a ring of that asset must cover, up to the minimum ring size."""
         ...
 
     def key_image_spent(self, key_image: bytes) -> bool: ...
@@ -97,8 +109,12 @@ def apply_block_txs(
     txs: Sequence[bytes],
     params: LedgerParams,
     registry: TxRegistry = BASE_REGISTRY,
+    verified: Container[bytes] = frozenset(),
 ) -> StateDelta:
     """Validate the encoded ``txs`` of the next block against ``view``; return its delta.
+
+    Transactions whose hash is in ``verified`` (the node's pool: it verified them on entry)
+    skip signature verification; every other rule is checked again.
 
     Raises ``TxRejected`` for the first transaction that fails, its position in ``detail``;
     the caller turns that into a refusal of the block.
@@ -112,7 +128,7 @@ def apply_block_txs(
             digest = hashlib.sha256(data).digest()
             if digest in builder.hashes:
                 raise TxRejected(TxReject.ALREADY_ON_LEDGER, "twice in the block")
-            validate_tx(tx, view, params)
+            validate_tx(tx, view, params, signatures_verified=digest in verified)
             for key_image in tx.key_images():
                 if key_image in builder.spent:
                     raise TxRejected(TxReject.KEY_IMAGE_CONFLICT)
@@ -186,10 +202,13 @@ class LedgerSnapshot:
         counts: dict[bytes, int] | None = None,
         spent: Iterable[bytes] = (),
         txs: Iterable[bytes] = (),
+        settled_counts: dict[bytes, int] | None = None,
     ) -> None:
         self._height = height
         self._outputs = {(o.asset_id, o.global_index): o for o in outputs}
         self._counts = dict(counts or {})
+        #: Loaded by the store for a partial snapshot; a whole one counts its own outputs.
+        self._settled = dict(settled_counts or {})
         self._spent = set(spent)
         self._txs = set(txs)
 
@@ -201,6 +220,13 @@ class LedgerSnapshot:
 
     def output_count(self, asset_id: bytes) -> int:
         return self._counts.get(asset_id, 0)
+
+    def settled_output_count(self, asset_id: bytes) -> int:
+        if asset_id in self._settled:
+            return self._settled[asset_id]
+        newest = settled_height(self._height)
+        return sum(1 for (a, _), o in self._outputs.items()
+                   if a == asset_id and o.height <= newest)
 
     def key_image_spent(self, key_image: bytes) -> bool:
         return key_image in self._spent

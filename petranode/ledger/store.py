@@ -37,7 +37,7 @@ from petranode.crypto.errors import CryptoError
 from petranode.crypto.group import Point
 from petranode.ledger.extension import LedgerExtension
 from petranode.ledger.state import LedgerSnapshot, LedgerView, OutputRecord, StateDelta
-from petranode.ledger.tx import Tx, tx_hash
+from petranode.ledger.tx import Tx, settled_height, tx_hash
 from petranode.store.errors import StorageError
 from petranode.store.store import Migration, Row, Store, as_blob, as_int
 
@@ -243,12 +243,17 @@ class LedgerStore:
 
     async def snapshot_for(self, txs: Sequence[Tx]) -> LedgerSnapshot:
         """What validating ``txs`` reads, as a snapshot the pure code can use."""
+        height = await self.height()
         outputs: dict[tuple[bytes, int], OutputRecord] = {}
         counts: dict[bytes, int] = {}
+        settled: dict[bytes, int] = {}
         spent: list[bytes] = []
         known: list[bytes] = []
         for t in txs:
             for asset_id, index in t.ring_members():
+                if asset_id not in settled:
+                    settled[asset_id] = await self._output_count_until(
+                        asset_id, settled_height(height))
                 if (asset_id, index) not in outputs:
                     record = await self.output(asset_id, index)
                     if record is not None:
@@ -262,7 +267,14 @@ class LedgerStore:
             for out in t.outputs:
                 if out.asset_id not in counts:
                     counts[out.asset_id] = await self.output_count(out.asset_id)
-        return LedgerSnapshot(await self.height(), outputs.values(), counts, spent, known)
+        return LedgerSnapshot(height, outputs.values(), counts, spent, known, settled)
+
+    async def _output_count_until(self, asset_id: bytes, height: int) -> int:
+        """Outputs of ``asset_id`` created at ``height`` or before."""
+        row = await self._store.fetchone(
+            "SELECT count(*) FROM outputs WHERE asset_id = ? AND height <= ?",
+            (asset_id, height))
+        return 0 if row is None else as_int(row[0])
 
     async def _blob_or_none(self, sql: str, key: int | bytes) -> bytes | None:
         row = await self._store.fetchone(sql, (key,))

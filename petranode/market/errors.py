@@ -276,6 +276,20 @@ class MarketReject(enum.Enum):
     BAD_CANCEL_SIGNATURE = "bad_cancel_signature"
     #: Two transactions of one block act on one offer (the market book's last line).
     CONFLICT = "conflict"
+    #: The offer claims a reputation tier but carries no gate (tier list and proof).
+    GATE_MISSING = "gate_missing"
+    #: The offer carries a gate but claims no tier (tier 0).
+    GATE_UNEXPECTED = "gate_unexpected"
+    #: The gate's tier list is of another tier than the offer claims.
+    TIER_MISMATCH = "tier_mismatch"
+    #: The gate's tier list is not signed by the network's DSO.
+    BAD_TIER_LIST = "bad_tier_list"
+    #: The reputation proof does not verify for this offer and tier list.
+    BAD_REPUTATION_PROOF = "bad_reputation_proof"
+    #: The tier list is neither of the block time's reputation epoch nor of the one before.
+    STALE_TIER_LIST = "stale_tier_list"
+    #: A notice (or the price policy it carries) is not signed by the genesis DSO key.
+    BAD_NOTICE_SIGNATURE = "bad_notice_signature"
 
 
 class MarketTxRejected(TxRejected):

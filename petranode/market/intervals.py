@@ -86,6 +86,8 @@ class MarketClock:
     clearing_ms: int
     #: How long after an interval ends its meters have to report before it settles, ms.
     settlement_lag_ms: int
+    #: Intervals per reputation epoch (``epoch_of``; the genesis parameter of that name).
+    reputation_epoch_intervals: int = 4
 
     def __post_init__(self) -> None:
         if self.genesis_ms < 0:
@@ -97,18 +99,22 @@ class MarketClock:
         if not 0 <= self.clearing_ms <= self.gate_lead_ms:
             # Otherwise a trade's outcome could still be unknown when delivery starts.
             raise ValueError("clearing_ms must satisfy 0 <= clearing_ms <= gate_lead_ms")
+        if self.reputation_epoch_intervals < 1:
+            raise ValueError("reputation_epoch_intervals must be at least 1")
 
     @classmethod
     def from_genesis(
         cls, genesis: Genesis, *, gate_lead_ms: int, clearing_ms: int, settlement_lag_ms: int
     ) -> MarketClock:
-        """The clock of ``genesis``'s network with these market parameters."""
+        """The clock of ``genesis``'s network with these market parameters (the reputation
+        epoch length is read from ``genesis.params``)."""
         return cls(
             genesis_ms=genesis.genesis_time * MS_PER_S,
             interval_ms=genesis.interval_s * MS_PER_S,
             gate_lead_ms=gate_lead_ms,
             clearing_ms=clearing_ms,
             settlement_lag_ms=settlement_lag_ms,
+            reputation_epoch_intervals=genesis.params.reputation_epoch_intervals,
         )
 
     # -- the timeline of one interval ----------------------------------------------------------
@@ -140,6 +146,11 @@ class MarketClock:
         if now_ms < self.genesis_ms:
             raise OutOfWindow(WindowFault.BEFORE_GENESIS)
         return (now_ms - self.genesis_ms) // self.interval_ms
+
+    def epoch_at(self, now_ms: int) -> int:
+        """The reputation epoch of the interval being delivered at ``now_ms``; raises
+        ``OutOfWindow(BEFORE_GENESIS)`` before genesis, like :meth:`interval_at`."""
+        return epoch_of(self.interval_at(now_ms), self.reputation_epoch_intervals)
 
     def gate_open(self, interval: int, now_ms: int) -> bool:
         """Whether an offer or acceptance for ``interval`` is still valid at ``now_ms``."""

@@ -242,3 +242,102 @@ def decode_metering_message(data: bytes) -> MeteringMessage:
         raise MarketRecordInvalid(RecordFault.MALFORMED, f"metering message {kind!r}")
     except (DecodeError, ValueError) as exc:
         raise MarketRecordInvalid(RecordFault.MALFORMED, "metering message") from exc
+
+
+# -- settlement (SPEC §4.7 "settle after each interval"; docs/market.md "Settlement") -------------
+#
+# Also under ``market``; the channel routes them to the settlement service:
+#
+# * ``[1, "delivery", report]`` — a seller's :class:`~petranode.market.delivery.DeliveryReport`
+#   for one interval, to the DSO.
+# * ``[1, "delivered", interval, accepted, reason]`` — the DSO's verdict (``reason`` a
+#   :class:`~petranode.market.errors.DeliveryReject` value, empty when accepted).
+# * ``[1, "tiers?", epoch]`` — a prosumer asks for the signed tier lists of ``epoch``.
+# * ``[1, "tiers", epoch, [tier_list, …]]`` — the DSO's answer: every
+#   :class:`~petranode.market.reputation.TierList` it published for the epoch (none if it has
+#   not published that epoch).
+
+SETTLEMENT_KINDS: Final = frozenset({"delivery", "delivered", "tiers?", "tiers"})
+#: Most tier lists in one answer (one per policy tier).
+MAX_TIER_LISTS: Final = 16
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class DeliveryMessage:
+    report: bytes
+
+    def encode(self) -> bytes:
+        return codec.encode([MESSAGE_VERSION, "delivery", self.report])
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class DeliveredMessage:
+    interval: int
+    accepted: bool
+    reason: str = ""
+
+    def encode(self) -> bytes:
+        return codec.encode([MESSAGE_VERSION, "delivered", self.interval, self.accepted,
+                             self.reason])
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TiersQuery:
+    epoch: int
+
+    def encode(self) -> bytes:
+        return codec.encode([MESSAGE_VERSION, "tiers?", self.epoch])
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TiersMessage:
+    epoch: int
+    tier_lists: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.tier_lists) > MAX_TIER_LISTS:
+            raise ValueError(f"at most {MAX_TIER_LISTS} tier lists")
+
+    def encode(self) -> bytes:
+        return codec.encode([MESSAGE_VERSION, "tiers", self.epoch, list(self.tier_lists)])
+
+
+SettlementMessage = DeliveryMessage | DeliveredMessage | TiersQuery | TiersMessage
+
+
+def decode_settlement_message(data: bytes) -> SettlementMessage:
+    """The settlement message of ``data``; anything else raises ``MarketRecordInvalid``."""
+    try:
+        fields = codec.expect_list(
+            codec.decode_canonical(data, max_size=MAX_METERING_MESSAGE_BYTES),
+            what="settlement message")
+        if not fields or codec.expect_int(fields[0], 0, 255, what="version") != MESSAGE_VERSION:
+            raise MarketRecordInvalid(RecordFault.UNSUPPORTED_VERSION, "settlement message")
+        kind = codec.expect_str(fields[1] if len(fields) > 1 else None, max_len=16,
+                                what="message type")
+        n = len(fields)
+        if kind == "delivery" and n == 3:
+            return DeliveryMessage(codec.expect_bytes(
+                fields[2], max_size=MAX_METERING_MESSAGE_BYTES, what="report"))
+        if kind == "delivered" and n == 5:
+            return DeliveredMessage(
+                codec.expect_int(fields[2], 0, _MAX_INTERVAL, what="interval"),
+                codec.expect_bool(fields[3], what="accepted"),
+                codec.expect_str(fields[4], max_len=MAX_REASON_CHARS, what="reason"))
+        if kind == "tiers?" and n == 3:
+            return TiersQuery(codec.expect_int(fields[2], 0, _MAX_INTERVAL, what="epoch"))
+        if kind == "tiers" and n == 4:
+            lists = codec.expect_list(fields[3], what="tier lists")
+            if len(lists) > MAX_TIER_LISTS:
+                raise MarketRecordInvalid(RecordFault.MALFORMED, "too many tier lists")
+            return TiersMessage(
+                codec.expect_int(fields[2], 0, _MAX_INTERVAL, what="epoch"),
+                tuple(codec.expect_bytes(t, max_size=MAX_METERING_MESSAGE_BYTES,
+                                         what="tier list") for t in lists))
+        raise MarketRecordInvalid(RecordFault.MALFORMED, f"settlement message {kind!r}")
+    except (DecodeError, ValueError) as exc:
+        raise MarketRecordInvalid(RecordFault.MALFORMED, "settlement message") from exc

@@ -40,6 +40,7 @@ from petranode.errors import PetranodeError
 from petranode.genesis import Genesis
 from petranode.ledger.assets import AssetKind
 from petranode.ledger.tx import encode_tx
+from petranode.ledger.tx_errors import TxRejected
 from petranode.ledger.wallet import Payment, build_issuance
 from petranode.market.errors import MarketRecordInvalid, RequestRefused
 from petranode.market.intervals import MarketClock, to_ms
@@ -48,6 +49,7 @@ from petranode.market.messages import (
     RequestMessage,
     decode_message,
 )
+from petranode.market.notices import Notice, NoticeTopic
 from petranode.market.registry import AssetRequest, CapacityBook, FeederLimit, Registration
 from petranode.market.reputation import Credential
 from petranode.market.store import (
@@ -191,6 +193,26 @@ class MarketService:
         limit = FeederLimit(feeder, max_production_w, max_consumption_w)
         self.book.set_feeder_limit(limit)
         await save_feeder_limit(self._store, limit)
+        await self.post_notice(NoticeTopic.FEEDER_LIMIT, limit.encode())
+
+    async def post_notice(self, topic: NoticeTopic, body: bytes) -> bytes | None:
+        """Publish a DSO record on the ledger (DSO only); the notice's hash once pooled, or
+        None if there is no ledger or it refused (counted, logged)."""
+        dso = self._require_dso()
+        if self._ledger is None:
+            return None
+        notice = Notice.issue(dso, self._network_id, topic, body, to_ms(self._clock.time()))
+        try:
+            digest = await self._ledger.submit(encode_tx(notice))
+        except TxRejected as exc:
+            self._count(f"notice_refused_{exc.reason.value}")
+            log.warning("market.notice.refused topic=%s reason=%s", topic.value,
+                        exc.reason.value)
+            return None
+        self._count(f"notices_{topic.value}")
+        log.info("market.notice.posted topic=%s key=%s tx=%s", topic.value, notice.key,
+                 digest.hex()[:16])
+        return digest
 
     def stats(self) -> dict[str, Any]:
         rows = self.book.to_rows()

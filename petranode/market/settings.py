@@ -59,6 +59,12 @@ class MarketConfig:
     #: DSO: intervals after an interval's end that its feeder aggregates wait for late shares
     #: before they are declared unavailable.
     aggregate_grace_intervals: int = 2
+    #: DSO: penalty per W·interval a seller sold and did not deliver, millicents (a debt
+    #: collected with its bill).
+    penalty_millicents_per_w: int = 3000
+    #: Prosumer: mean seconds between cover transactions (zero-value transfers to itself,
+    #: built and sent like any transfer); 0 turns cover off. Poisson-timed.
+    cover_tx_interval_s: float = 30.0
 
     def validate(self) -> None:
         ipd = self.intervals_per_day
@@ -74,6 +80,9 @@ class MarketConfig:
             "import_prices": _prices_ok(self.import_prices),
             "export_prices": _prices_ok(self.export_prices),
             "aggregate_grace_intervals": 0 <= self.aggregate_grace_intervals <= 1000,
+            "penalty_millicents_per_w": 0 <= self.penalty_millicents_per_w <= 10**9,
+            "cover_tx_interval_s": (self.cover_tx_interval_s == 0
+                                    or 1.0 <= self.cover_tx_interval_s <= 86_400),
         }
         for key, ok in checks.items():
             if not ok:

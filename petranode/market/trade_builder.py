@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, final
 
 from petranode.crypto import bpplus, ecdh
@@ -54,7 +54,7 @@ from petranode.crypto.stealth import (
 )
 from petranode.ledger.assets import MONEY, Asset
 from petranode.ledger.state import AppliedTx, OutputRecord, StateDelta
-from petranode.ledger.tx import TxInput, TxOutput, prefix_digest, signed_message
+from petranode.ledger.tx import TxInput, TxOutput, prefix_digest, prefix_hash, signed_message
 from petranode.ledger.wallet import (
     DecoySource,
     InputPlan,
@@ -66,10 +66,12 @@ from petranode.ledger.wallet import (
     shuffle,
     sign_inputs,
 )
+from petranode.market.reputation import Credential, TierList, prove
 from petranode.market.trade_kinds import (
     Accept,
     Cancel,
     Offer,
+    OfferGate,
     OfferState,
     OfferTerms,
     Side,
@@ -253,11 +255,21 @@ def build_offer(
     decoys: DecoySource,
     opts: RingOptions,
     nonce: bytes | None = None,
+    tier: int = 0,
+    gate: tuple[Credential, TierList] | None = None,
+    gate_slot: int = 0,
 ) -> tuple[Offer, OfferKeys]:
     """An offer escrowing its backing from ``owned``, and the keys the maker must keep.
 
     ``energy`` is the maker's production (SELL) or consumption (BUY) asset covering
     ``interval``; ``nonce`` defaults to the key image of the first input chosen.
+
+    A gated offer names ``tier`` and passes ``gate``: the maker's credential and the DSO's
+    tier list of that tier for the current epoch; the proof uses the credential's
+    ``gate_slot`` of the epoch (a fresh slot per offer keeps gated offers unlinkable). Raises
+    ``ReputationProofRejected(NOT_IN_TIER)`` when that credential slot is not in the list
+    (the maker's score is below the tier). Whether tier and gate agree is left to the
+    validators' rules, so a test can build an offer that breaks them.
     """
     if energy.kind is not side.maker_asset_kind:
         raise ValueError(f"a {side.value} offer escrows {side.maker_asset_kind.value}")
@@ -269,7 +281,8 @@ def build_offer(
     spends, change = _choose(owned, need, keys)
     offer_keys = derive_offer_keys(keys, spends[0].key_image.point.raw if nonce is None else nonce)
     terms = OfferTerms(side, interval, power_w, price, expiry_ms, energy.first_interval,
-                       energy.last_interval, offer_keys.payout.address, offer_keys.cancel_key)
+                       energy.last_interval, offer_keys.payout.address, offer_keys.cancel_key,
+                       tier)
 
     def make_prefix(inputs: list[list[Encodable]], hidden: tuple[TxOutput, ...],
                     tx_public: Point) -> list[Encodable]:
@@ -278,6 +291,12 @@ def build_offer(
     parts = _assemble(keys, spends, change, (), make_prefix, Offer.KIND, decoys, opts)
     offer = Offer(terms, parts.inputs, parts.hidden_outputs, parts.tx_public, fee,
                   parts.range_proof)
+    if gate is not None:
+        # The prefix is final: the proof signs its hash and goes into the witness.
+        credential, tier_list = gate
+        proof = prove(credential, prefix_hash(offer, opts.network_id), tier_list,
+                      network_id=opts.network_id, slot=gate_slot, rng=opts.rng)
+        offer = replace(offer, gate=OfferGate(tier_list, proof))
     return offer, offer_keys
 
 

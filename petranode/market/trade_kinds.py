@@ -22,6 +22,8 @@ amount per asset that the ledger holds for the offer instead of an output::
   It names a **payout address** (a fresh CryptoNote address the maker derives from its wallet
   secrets and a nonce: ``trade_builder.derive_offer_keys``) and a **cancel key** (a CryptoNote
   Schnorr key derived the same way).
+  An offer may claim a reputation **tier** (the 10th field of its terms; 0 means ungated):
+  its witness then carries an :class:`OfferGate` (see *Reputation gates* below).
 * ``accept`` — names the offer id (the offer transaction's hash), the offer's next
   **sequence number** and the fill ``q ≤ remaining``. Accepting a SELL offer, the taker spends
   ``q`` W of a consumption asset covering the interval and ``q·price`` cents, which go to the
@@ -53,6 +55,19 @@ wins) and in a block (``KEY_IMAGE_CONFLICT``), and once one is final the other i
 *Timing.* Offers and accepts are valid while ``block_time < gate_closure(interval)`` and
 ``block_time < expiry_ms``; cancels at any time (before gate closure it withdraws an open
 offer; after gate closure or expiry it reclaims the unfilled rest).
+
+*Reputation gates* (SPEC §4.7: an offer can prove a minimum reputation without revealing
+who made it). A gated offer's terms name ``tier > 0``; its witness is ``[signatures, range
+proof, [tier list, proof]]`` (``nil`` in place of the gate when ungated). The tier list is the
+DSO's signed list of that tier for one reputation epoch (``reputation.TierList``), the proof
+a ring signature by one of its one-time credentials over the offer's prefix hash
+(``reputation.ReputationProof``). The gate cannot sit in the prefix (the proof signs it); the
+prefix's tier binds it instead, so a relay can neither strip the gate nor swap in another
+tier's. Rules: a gate iff ``tier > 0`` and of that tier (basic); the list's epoch is the
+block time's (``MarketClock.epoch_at``) or the one before, as a list published at an epoch
+boundary may still be on its way (state); the list's DSO signature and the proof verify
+(signatures). Key images of proofs are not tracked: a maker may reuse a slot (linking its
+own offers).
 
 *Energy assets are indivisible over their range.* The ledger balances per asset id, so an
 asset for intervals ``[a, b]`` cannot be split by interval: escrowing or paying ``q`` W of it
@@ -98,8 +113,23 @@ from petranode.ledger.tx import (
     signed_message,
 )
 from petranode.ledger.tx_errors import TxReject, TxRejected
-from petranode.market.errors import MarketReject, MarketTxRejected
+from petranode.market.errors import (
+    MarketRecordInvalid,
+    MarketReject,
+    MarketTxRejected,
+    OutOfWindow,
+    ReputationProofRejected,
+)
 from petranode.market.intervals import MarketClock
+from petranode.market.notices import Notice
+from petranode.market.reputation import (
+    MAX_PROOF_BYTES,
+    MAX_SCORE,
+    MAX_TIER_LIST_BYTES,
+    ReputationProof,
+    TierList,
+    verify_proof,
+)
 from petranode.net import signing
 from petranode.wire import codec
 from petranode.wire.codec import Encodable, Value
@@ -118,6 +148,8 @@ MAX_POWER_W: Final = 2**32 - 1
 MAX_PRICE: Final = 2**32 - 1
 #: Expiry times are ms since the Unix epoch, in SQLite's signed 64-bit range.
 MAX_TIME_MS: Final = 2**63 - 1
+#: Largest reputation tier an offer may claim: a score threshold (``reputation.MAX_SCORE``).
+MAX_TIER: Final = MAX_SCORE
 #: Accepts and cancels per offer; far above any real use, keeps ``seq`` one msgpack int.
 MAX_SEQ: Final = 2**32 - 1
 ID_BYTES: Final = 32
@@ -271,6 +303,9 @@ class OfferTerms:
     payout: PublicAddress
     #: The CryptoNote Schnorr key that may cancel the offer.
     cancel_key: Point
+    #: 0: ungated. Otherwise the minimum reputation score the maker proves (1 … 2³²−1): the
+    #: offer's witness then carries an :class:`OfferGate` for a tier list of this tier.
+    tier: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.interval <= MAX_INTERVAL:
@@ -285,6 +320,8 @@ class OfferTerms:
             raise TxRejected(TxReject.MALFORMED, "energy range")
         if not self.cancel_key.in_subgroup or self.cancel_key.is_identity():
             raise TxRejected(TxReject.MALFORMED, "cancel key outside the prime-order subgroup")
+        if not 0 <= self.tier <= MAX_TIER:
+            raise TxRejected(TxReject.MALFORMED, "tier")
 
     @property
     def energy_asset(self) -> Asset:
@@ -300,11 +337,11 @@ class OfferTerms:
     def to_value(self) -> list[Encodable]:
         return [self.side.value, self.interval, self.power_w, self.price, self.expiry_ms,
                 self.energy_first, self.energy_last, _address_value(self.payout),
-                self.cancel_key.raw]
+                self.cancel_key.raw, self.tier]
 
     @classmethod
     def from_value(cls, value: Value) -> OfferTerms:
-        f = codec.expect_list(value, 9, what="offer terms")
+        f = codec.expect_list(value, 10, what="offer terms")
         return cls(
             Side(codec.expect_str(f[0], max_len=8, what="side")),
             _interval(f[1], "interval"),
@@ -315,6 +352,7 @@ class OfferTerms:
             _interval(f[6], "energy last"),
             _address(f[7]),
             _point(f[8], "cancel key"),
+            codec.expect_int(f[9], 0, MAX_TIER, what="tier"),
         )
 
 
@@ -394,6 +432,68 @@ def _ring_message(tx: Tx, proof: bpplus.BulletproofPlus, network_id: str) -> byt
 # -- offer -------------------------------------------------------------------------------------
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class OfferGate:
+    """What a gated offer's witness carries: the DSO's tier list of the offer's tier and the
+    maker's anonymous proof of membership over the offer's prefix hash."""
+
+    tier_list: TierList
+    proof: ReputationProof
+
+    def to_value(self) -> list[Encodable]:
+        """``[tier list, proof]``, each the record's own canonical encoding (bin)."""
+        return [self.tier_list.encode(), self.proof.encode()]
+
+    @classmethod
+    def from_value(cls, value: Value) -> OfferGate:
+        f = codec.expect_list(value, 2, what="offer gate")
+        # The records' own bounds, checked before their decoders do any work.
+        raw_list = codec.expect_bytes(f[0], max_size=MAX_TIER_LIST_BYTES, what="tier list")
+        raw_proof = codec.expect_bytes(f[1], max_size=MAX_PROOF_BYTES, what="reputation proof")
+        try:
+            return cls(TierList.decode(raw_list), ReputationProof.decode(raw_proof))
+        except MarketRecordInvalid as exc:
+            raise TxRejected(TxReject.MALFORMED, "offer gate") from exc
+
+
+def _check_gate_basic(terms: OfferTerms, gate: OfferGate | None) -> None:
+    """The prefix's tier binds the witness: a gate iff a tier, and of that tier."""
+    if gate is None:
+        if terms.tier:
+            raise _rejected(MarketReject.GATE_MISSING, f"tier {terms.tier}")
+        return
+    if not terms.tier:
+        raise _rejected(MarketReject.GATE_UNEXPECTED)
+    if gate.tier_list.tier != terms.tier:
+        raise _rejected(MarketReject.TIER_MISMATCH,
+                        f"list of tier {gate.tier_list.tier}, offer of tier {terms.tier}")
+
+
+def _check_gate_epoch(view: MarketView, gate: OfferGate) -> None:
+    """The list is of the block time's epoch or the one before (a list published at an epoch
+    boundary may still be on its way to the maker)."""
+    try:
+        current = view.market_clock().epoch_at(view.block_time_ms())
+    except OutOfWindow as exc:
+        raise _rejected(MarketReject.STALE_TIER_LIST, "block time before genesis") from exc
+    if gate.tier_list.epoch not in (current, current - 1):
+        raise _rejected(MarketReject.STALE_TIER_LIST,
+                        f"list of epoch {gate.tier_list.epoch}, block in epoch {current}")
+
+
+def _verify_gate(offer: Offer, gate: OfferGate, params: LedgerParams) -> None:
+    tier_list = gate.tier_list
+    if not tier_list.signature_valid(params.dso_signing_key, params.network_id):
+        raise _rejected(MarketReject.BAD_TIER_LIST)
+    try:
+        verify_proof(gate.proof, prefix_hash(offer, params.network_id), tier_list,
+                     dso_key=params.dso_signing_key, network_id=params.network_id,
+                     epoch=tier_list.epoch, min_tier=offer.terms.tier)
+    except ReputationProofRejected as exc:
+        raise _rejected(MarketReject.BAD_REPUTATION_PROOF, exc.reason.value) from exc
+
+
 def offer_prefix(terms: OfferTerms, inputs: Sequence[list[Encodable]],
                  outputs: Sequence[TxOutput], tx_public: Point, fee: int) -> list[Encodable]:
     """``[version, terms, inputs, outputs, R, fee]``."""
@@ -409,7 +509,11 @@ def _check_version(raw: Value) -> None:
 @final
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """Post an offer, escrowing its backing from ring inputs; hidden change goes back."""
+    """Post an offer, escrowing its backing from ring inputs; hidden change goes back.
+
+    A gated offer (``terms.tier > 0``) also carries :attr:`gate` in its witness: the proof
+    signs the prefix hash, so it cannot be part of the prefix; the prefix's tier binds it.
+    """
 
     KIND: ClassVar[str] = "offer"
 
@@ -419,6 +523,7 @@ class Offer:
     tx_public: Point
     fee: int
     range_proof: bpplus.BulletproofPlus
+    gate: OfferGate | None = None
     _key_images: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -437,12 +542,14 @@ class Offer:
                             self.tx_public, self.fee)
 
     def witness_fields(self) -> list[Encodable]:
-        return [[i.signature.encode() for i in self.inputs], self.range_proof.encode()]
+        """``[signatures, range proof, gate | nil]``."""
+        return [[i.signature.encode() for i in self.inputs], self.range_proof.encode(),
+                None if self.gate is None else self.gate.to_value()]
 
     @classmethod
     def from_fields(cls, prefix: Value, witness: Value) -> Offer:
         p = codec.expect_list(prefix, 6, what="offer prefix")
-        w = codec.expect_list(witness, 2, what="offer witness")
+        w = codec.expect_list(witness, 3, what="offer witness")
         _check_version(p[0])
         outputs = _outputs(p[3], 1, MAX_OUTPUTS, "outputs")
         return cls(
@@ -452,6 +559,7 @@ class Offer:
             _point(p[4], "tx public key"),
             codec.expect_int(p[5], 0, MAX_AMOUNT, what="fee"),
             _proof(w[1], len(outputs)),
+            None if w[2] is None else OfferGate.from_value(w[2]),
         )
 
     def _debits(self) -> dict[bytes, int]:
@@ -463,6 +571,7 @@ class Offer:
     def validate_basic(self, params: LedgerParams) -> None:
         check_ring_basic(self.inputs, self._key_images, self.outputs, params)
         terms = self.terms
+        _check_gate_basic(terms, self.gate)
         if not terms.energy_first <= terms.interval <= terms.energy_last:
             raise _rejected(MarketReject.WRONG_ASSET, "energy asset does not cover the interval")
         spent = {i.asset_id for i in self.inputs}
@@ -476,13 +585,18 @@ class Offer:
         _check_size(self)
 
     def check_state(self, view: LedgerView, params: LedgerParams) -> None:
-        _check_window(_market(view), self.terms)
+        market = _market(view)
+        _check_window(market, self.terms)
+        if self.gate is not None:
+            _check_gate_epoch(market, self.gate)
         check_ring_state(self.inputs, self._key_images, view, params)
 
     def verify_signatures(self, view: LedgerView, params: LedgerParams) -> None:
         _check_balance(self.inputs, self.outputs, self._debits())
         _verify_range_proof(self.outputs, self.range_proof)
         _verify_rings(self.inputs, view, _ring_message(self, self.range_proof, params.network_id))
+        if self.gate is not None:
+            _verify_gate(self, self.gate, params)
 
 
 # -- accept ------------------------------------------------------------------------------------
@@ -760,11 +874,13 @@ class Cancel:
             raise _rejected(MarketReject.BAD_CANCEL_SIGNATURE) from exc
 
 
-#: The ledger's kinds plus the market's: what a market node decodes transactions with.
+#: The ledger's kinds plus the market's (and the DSO's notices): what a market node decodes
+#: transactions with.
 MARKET_REGISTRY: Final = (
     BASE_REGISTRY.with_kind(Offer.KIND, Offer.from_fields)
     .with_kind(Accept.KIND, Accept.from_fields)
     .with_kind(Cancel.KIND, Cancel.from_fields)
+    .with_kind(Notice.KIND, Notice.from_fields)
 )
 
 
@@ -885,6 +1001,9 @@ class MarketSnapshot:
 
     def output_count(self, asset_id: bytes) -> int:
         return self.ledger.output_count(asset_id)
+
+    def settled_output_count(self, asset_id: bytes) -> int:
+        return self.ledger.settled_output_count(asset_id)
 
     def key_image_spent(self, key_image: bytes) -> bool:
         return self.ledger.key_image_spent(key_image)

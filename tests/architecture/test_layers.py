@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "petranode.rpc": 6,
     "petranode.node": 7,
     "petranode.testnet": 8,
+    "petranode.demo": 8,
     "petranode.cli": 9,
     "petranode.__main__": 10,
 }

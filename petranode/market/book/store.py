@@ -8,7 +8,9 @@ Tables (component ``market_book``), written in each block's SQL transaction:
   msgpack of :class:`~petranode.market.trade_kinds.OfferTerms` (what validation reads back),
   the other columns are for queries;
 * ``trades(trade_id PK, offer_id, interval, power_w, price, maker_side, height, time_ms)`` —
-  every fill, with the block (height and time) that made it final.
+  every fill, with the block (height and time) that made it final;
+* ``notices(tx_hash PK, topic, key, issued_ms, body, height)`` — the DSO's price policies and
+  feeder limits (:mod:`petranode.market.notices`); the latest per key is in force.
 
 Validation of a block reads only the offers its transactions name (:meth:`MarketLedger.view`);
 the pure rules are in :mod:`petranode.market.trade_kinds`.
@@ -21,11 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, final
 
+from petranode.crypto.errors import CryptoError
 from petranode.ledger.state import AppliedTx, LedgerSnapshot, LedgerView
 from petranode.ledger.tx import Tx, TxRegistry
 from petranode.ledger.tx_errors import TxRejected
 from petranode.market.errors import MarketReject, MarketTxRejected
 from petranode.market.intervals import MarketClock
+from petranode.market.notices import Notice, NoticeTopic
 from petranode.market.trade_kinds import (
     MARKET_REGISTRY,
     Accept,
@@ -63,6 +67,10 @@ BOOK_MIGRATIONS: Final = (
             maker_side TEXT NOT NULL, height INTEGER NOT NULL, time_ms INTEGER NOT NULL) STRICT;
         CREATE INDEX trades_by_interval ON trades (interval);
         CREATE INDEX trades_by_offer ON trades (offer_id);
+        CREATE TABLE notices (
+            tx_hash BLOB PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,
+            issued_ms INTEGER NOT NULL, body BLOB NOT NULL, height INTEGER NOT NULL) STRICT;
+        CREATE INDEX notices_by_key ON notices (topic, key, issued_ms);
         """,
     ),
 )
@@ -82,6 +90,8 @@ class BookEffects:
 
     delta: MarketDelta
     time_ms: int
+    #: The block's notices with their transaction hashes.
+    notices: tuple[tuple[Notice, bytes], ...] = ()
 
 
 @final
@@ -109,7 +119,7 @@ def _offer(row: Row) -> OfferRow:
         terms = OfferTerms.from_value(codec.decode_canonical(as_blob(row[1]), max_size=_MAX_TERMS_BYTES))
         state = OfferState(as_blob(row[0]), terms, as_int(row[2]), as_int(row[3]),
                            bool(as_int(row[4])))
-    except (TxRejected, DecodeError, ValueError) as exc:
+    except (TxRejected, DecodeError, ValueError, CryptoError) as exc:
         raise StorageError("corrupt offer row") from exc
     return OfferRow(state, as_int(row[5]))
 
@@ -146,7 +156,8 @@ class MarketLedger:
     def effects(self, view: LedgerView, txs: Sequence[AppliedTx]) -> BookEffects:
         if not isinstance(view, MarketSnapshot):
             raise MarketTxRejected(MarketReject.NO_MARKET_STATE)
-        return BookEffects(view.book.delta_for(txs), view.block_time_ms())
+        notices = tuple((a.tx, a.tx_hash) for a in txs if isinstance(a.tx, Notice))
+        return BookEffects(view.book.delta_for(txs), view.block_time_ms(), notices)
 
     async def write(self, tx: Transaction, height: int, effects: object) -> None:
         if not isinstance(effects, BookEffects):
@@ -174,6 +185,12 @@ class MarketLedger:
             f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(t.trade_id, t.offer_id, t.interval, t.power_w, t.price, t.maker_side.value,
               height, effects.time_ms) for t in effects.delta.trades],
+        )
+        await tx.executemany(
+            "INSERT INTO notices (tx_hash, topic, key, issued_ms, body, height) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(digest, n.topic.value, n.key, n.issued_ms, n.body, height)
+             for n, digest in effects.notices],
         )
 
     # -- queries ----------------------------------------------------------------------------------
@@ -208,6 +225,16 @@ class MarketLedger:
             "ORDER BY interval, height, trade_id LIMIT ?",
             (first_interval, last_interval, MAX_ROWS))
         return [_trade(r) for r in rows]
+
+    async def notices(self, topic: NoticeTopic) -> list[tuple[str, int, bytes, int]]:
+        """``(key, issued_ms, body, height)`` of the notice in force per key of ``topic``:
+        the latest the DSO issued."""
+        rows = await self._store.fetchall(
+            "SELECT key, issued_ms, body, height FROM notices WHERE topic = ? "
+            "ORDER BY key, issued_ms", (topic.value,))
+        latest = {str(r[0]): (str(r[0]), as_int(r[1]), as_blob(r[2]), as_int(r[3]))
+                  for r in rows}
+        return list(latest.values())
 
     async def interval_summary(self, interval: int) -> dict[str, Any]:
         """Cleared volume (W) and volume-weighted price of one interval's final trades."""

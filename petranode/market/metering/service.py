@@ -97,7 +97,8 @@ from petranode.market.metering.periods import (
     period_of,
     period_range,
 )
-from petranode.market.profiles import Profile, SyntheticProfile, parse_profile_csv
+from petranode.market.notices import NoticeTopic
+from petranode.market.profiles import Profile, Reading, SyntheticProfile, parse_profile_csv
 from petranode.market.registry import Registration
 from petranode.market.settings import MarketConfig
 from petranode.net.garlic.envelope import Protocol as GarlicProtocol
@@ -149,9 +150,13 @@ class MeteringService:
     def __init__(self, *, genesis: Genesis, garlic: GarlicPort, store: Store, clock: Clock,
                  config: MarketConfig, meter_keys: MeterKeys | None, dso: Signer | None,
                  registrations: Callable[[], Iterable[Registration]] | None = None,
-                 profile_path: Path | None = None) -> None:
+                 profile_path: Path | None = None,
+                 publish: Callable[[NoticeTopic, bytes], Awaitable[object]] | None = None,
+                 ) -> None:
         if dso is not None and registrations is None:
             raise ValueError("the DSO's metering needs its registrations")
+        #: DSO: posts each new price policy on the ledger (``notices.py``).
+        self._publish = publish
         self._genesis = genesis
         self._network_id = genesis.network_id
         self._dso_key = genesis.dso.signing_key
@@ -511,6 +516,22 @@ class MeteringService:
             "counters": dict(sorted(self.counters.items())),
         }
 
+    def forecast(self, first: int, last: int) -> list[dict[str, int]]:
+        """This meter's profile for ``first … last``, future intervals included. The synthetic
+        profile is deterministic, so this is a perfect forecast: what a household's own
+        energy manager would plan its offers with (owner only)."""
+        meter = self._require_meter()
+        if not 0 <= first <= last or last - first + 1 > MAX_READINGS:
+            raise MeteringUnavailable(MeteringFault.BAD_RANGE,
+                                      f"first <= last, at most {MAX_READINGS} intervals")
+        return [_reading_value(interval, meter.profile.reading(interval))
+                for interval in range(first, last + 1)]
+
+    def export_w(self, interval: int) -> int:
+        """What this meter exported to the grid over ``interval`` (average W), for delivery
+        reports: production above consumption, never negative."""
+        return max(0, -self._require_meter().profile.reading(interval).net_w)
+
     def readings(self, first: int, last: int) -> list[dict[str, int]]:
         """This meter's own readings of committed intervals in ``first … last`` (owner only)."""
         meter = self._require_meter()
@@ -520,9 +541,7 @@ class MeteringService:
         following = self._first if self._next is None else self._next
         out = []
         for interval in range(max(first, self._first), min(last + 1, following)):
-            reading = meter.profile.reading(interval)
-            out.append({"interval": interval, "consumption_w": reading.consumption_w,
-                        "production_w": reading.production_w, "net_w": reading.net_w})
+            out.append(_reading_value(interval, meter.profile.reading(interval)))
         return out
 
     # -- DSO -------------------------------------------------------------------------------
@@ -558,6 +577,8 @@ class MeteringService:
         if policy is None:
             policy = issue_policy(dso, self._network_id, self._config, period)
             await db.save_policy(self._store, period, policy)
+            if self._publish is not None:
+                await self._publish(NoticeTopic.PRICE_POLICY, policy.encode())
         self._issued[period] = policy
         for old in [p for p in self._issued if p < period - 2 * PERIODS_AROUND]:
             del self._issued[old]
@@ -742,3 +763,8 @@ class MeteringService:
         counts = await db.metering_counts(self._store)
         return {**counts, "open_feeder_periods": len(self._feeders),
                 "counters": dict(sorted(self.counters.items()))}
+
+
+def _reading_value(interval: int, reading: Reading) -> dict[str, int]:
+    return {"interval": interval, "consumption_w": reading.consumption_w,
+            "production_w": reading.production_w, "net_w": reading.net_w}

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,15 +36,19 @@ from types import TracebackType
 from typing import Any, Final, Protocol, final
 
 from petranode.clock import Clock
-from petranode.crypto.keys import WalletKeys
+from petranode.crypto.keys import PublicAddress, WalletKeys
 from petranode.errors import PetranodeError
 from petranode.ledger.assets import MONEY, Asset
 from petranode.ledger.state import StateDelta
 from petranode.ledger.tx import LedgerParams, Tx
 from petranode.ledger.wallet import DecoySource, OwnedOutput
+from petranode.market.billing import PricePolicy
 from petranode.market.book.store import BookEffects, MarketLedger, OfferRow
 from petranode.market.errors import OutOfWindow, WindowFault
 from petranode.market.intervals import MarketClock, to_ms
+from petranode.market.notices import NoticeTopic
+from petranode.market.registry import FeederLimit
+from petranode.market.reputation import Credential, TierList
 from petranode.market.trade_builder import (
     PROCEEDS_PURPOSE,
     RingOptions,
@@ -94,6 +99,9 @@ class TradingLedger(Protocol):
 
     def abandon(self, digest: bytes) -> bool: ...
 
+    def wallet_transfer(self, to: PublicAddress, amount: int, asset: Asset) -> Awaitable[bytes]:
+        ...
+
     def on_commit(self, listener: Callable[[StateDelta], None]) -> None: ...
 
 
@@ -102,8 +110,13 @@ class TradingService:
     """This node's offers and trades on the ledger's market."""
 
     def __init__(self, *, network_id: str, ledger: TradingLedger, book: MarketLedger,
-                 store: Store, clock: Clock) -> None:
+                 store: Store, clock: Clock, credential: Credential,
+                 tier_list: Callable[[int], Awaitable[TierList]],
+                 cover_interval_s: float = 0.0) -> None:
         self._network_id = network_id
+        self._credential = credential
+        self._tier_list = tier_list
+        self._cover_interval_s = cover_interval_s
         self._ledger = ledger
         self._book = book
         self._store = TradingStore(store)
@@ -113,8 +126,13 @@ class TradingService:
         self._wake = asyncio.Event()
         self._own: dict[bytes, OwnOffer] = {}
         self._accepts: dict[bytes, OwnTrade] = {}
+        #: Accepts still undecided at their deadline (the ledger stalled), counted once.
+        self._late: set[bytes] = set()
+        #: Per reputation epoch, the credential slot the next gated offer uses: a fresh one
+        #: each time, so a maker's gated offers of one epoch are not linked (reputation.py).
+        self._slots: dict[int, int] = {}
         self._group = asyncio.TaskGroup()
-        self._worker: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.counters: dict[str, int] = {}
 
     async def __aenter__(self) -> TradingService:
@@ -123,24 +141,36 @@ class TradingService:
         await self._reconcile()
         self._ledger.on_commit(self._on_commit)
         await self._group.__aenter__()
-        self._worker = self._group.create_task(self._work(), name="market-trading")
+        self._tasks.append(self._group.create_task(self._work(), name="market-trading"))
+        if self._cover_interval_s > 0:
+            self._tasks.append(self._group.create_task(self._cover(), name="market-cover"))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        for task in self._tasks:
+            task.cancel()
         await self._group.__aexit__(exc_type, exc, tb)
 
     # -- API --------------------------------------------------------------------------------------
 
     async def offer(self, side: Side, interval: int, power_w: int, price: int,
-                    expiry_ms: int | None = None) -> dict[str, Any]:
+                    expiry_ms: int | None = None, tier: int = 0) -> dict[str, Any]:
         """Post an offer for ``interval`` backed by this wallet's single-interval energy asset
-        (and, to buy, money); its id (the transaction hash) once our pool took it."""
+        (and, to buy, money); its id (the transaction hash) once our pool took it.
+
+        ``tier`` > 0 gates it: the offer carries an anonymous proof that its maker's
+        reputation is at least ``tier`` (the DSO's tier list of the current epoch); refused
+        with ``ReputationProofRejected`` if ours is not."""
         now_ms = self._check_gate(interval)
         energy = Asset(side.maker_asset_kind, interval, interval)
         self._require(energy, power_w)
+        gate = None if tier == 0 else (self._credential, await self._tier_list(tier))
+        slot = 0
+        if gate is not None:
+            epoch = gate[1].epoch
+            slot = self._slots.get(epoch, 0)
+            self._slots = {epoch: slot + 1}  # older epochs are over
         nonce = secrets.token_bytes(NONCE_BYTES)
         expiry = self.market_clock.gate_closure(interval) if expiry_ms is None else expiry_ms
 
@@ -148,7 +178,8 @@ class TradingService:
             offer, _ = build_offer(
                 self._ledger.wallet_keys, available, side=side, interval=interval,
                 power_w=power_w, price=price, expiry_ms=expiry, energy=energy, fee=0,
-                decoys=decoys, opts=self._ring_options(now), nonce=nonce)
+                decoys=decoys, opts=self._ring_options(now), nonce=nonce, tier=tier, gate=gate,
+                gate_slot=slot)
             return offer
 
         async def remember(digest: bytes, tx: Tx) -> None:
@@ -163,7 +194,7 @@ class TradingService:
         log.info("market.offer.submitted offer=%s side=%s interval=%d", digest.hex()[:16],
                  side.value, interval)
         return {"offer_id": digest.hex(), "interval": interval, "side": side.value,
-                "power_w": power_w, "price": price, "expiry_ms": expiry}
+                "power_w": power_w, "price": price, "expiry_ms": expiry, "tier": tier}
 
     async def accept(self, offer_id: bytes, power_w: int) -> dict[str, Any]:
         """Fill ``power_w`` W of an open offer on the ledger; the trade id (the accept's
@@ -236,9 +267,38 @@ class TradingService:
                  "power_w": o.power_w, "price": o.price, "status": o.status}
                 for o in await self._store.offers()]
 
+    async def sales(self, interval: int) -> list[tuple[bytes, bytes, int]]:
+        """``(offer id, nonce, W sold)`` of each of our SELL offers that sold in ``interval``:
+        what our meter's delivery report claims."""
+        nonces = {o.offer_id: o.nonce for o in await self._store.offers()}
+        sold: dict[bytes, int] = {}
+        for t in await self._store.trades("cleared"):
+            if t.interval == interval and t.role == "maker" and t.side == Side.SELL.value:
+                sold[t.offer_id] = sold.get(t.offer_id, 0) + t.power_w
+        return [(offer_id, nonces[offer_id], w) for offer_id, w in sorted(sold.items())]
+
     async def interval(self, interval: int) -> dict[str, Any]:
         """What the ledger shows of one interval: its final trades' volume and price."""
         return await self._book.interval_summary(interval)
+
+    async def notices(self, topic: NoticeTopic) -> list[dict[str, Any]]:
+        """The DSO's notices in force on the ledger: feeder limits, or price policies."""
+        out: list[dict[str, Any]] = []
+        for key, issued_ms, body, height in await self._book.notices(topic):
+            entry: dict[str, Any] = {"key": key, "issued_ms": issued_ms, "height": height}
+            if topic is NoticeTopic.FEEDER_LIMIT:
+                limit = FeederLimit.decode(body)
+                entry |= {"feeder": limit.feeder, "max_production_w": limit.max_production_w,
+                          "max_consumption_w": limit.max_consumption_w}
+            else:
+                policy = PricePolicy.decode(body)
+                entry |= {"policy_id": policy.policy_id.hex(),
+                          "first_interval": policy.first_interval,
+                          "last_interval": policy.last_interval,
+                          "import_prices": list(policy.import_prices),
+                          "export_prices": list(policy.export_prices)}
+            out.append(entry)
+        return out
 
     def stats(self) -> dict[str, Any]:
         return {"own_open_offers": len(self._own), "pending_accepts": len(self._accepts),
@@ -326,7 +386,9 @@ class TradingService:
                 await self._store.settle_trade(trade.trade_id, "failed", head_ms)
                 self._ledger.abandon(trade.trade_id)
                 self._reported(trade, "failed", head_ms)
-            elif now_ms >= self.market_clock.deadline(trade.interval):
+            elif now_ms >= self.market_clock.deadline(trade.interval) and \
+                    trade.trade_id not in self._late:
+                self._late.add(trade.trade_id)
                 self._count("trades_late")
         for own in list(self._own.values()):
             if own.status == "submitted" and \
@@ -359,6 +421,24 @@ class TradingService:
                 del self._accepts[trade.trade_id]
                 await self._store.settle_trade(trade.trade_id, "cleared", found.time_ms,
                                                found.height)
+
+    # -- cover ------------------------------------------------------------------------------------
+
+    async def _cover(self) -> None:
+        """Zero-value transfers to ourselves at Poisson times (SPEC §4.7 cover activity): on
+        the ledger a transfer like any other — ring inputs, two hidden outputs, a range
+        proof — and it leaves through the same tunnels, so an observer cannot tell when this
+        household really trades."""
+        rng = random.SystemRandom()
+        own = self._ledger.wallet_keys.address
+        while True:
+            await asyncio.sleep(rng.expovariate(1 / self._cover_interval_s))
+            try:
+                await self._ledger.wallet_transfer(own, 0, MONEY)
+            except PetranodeError as exc:  # no funds yet, refused by the pool, no tunnel
+                self._count(f"cover_failed_{type(exc).__name__}")
+                continue
+            self._count("cover_sent")
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -393,7 +473,7 @@ class TradingService:
 
 def _offer_summary(row: OfferRow, mine: bool) -> dict[str, Any]:
     terms = row.state.terms
-    return {"offer_id": row.state.offer_id.hex(), "side": terms.side.value,
+    return {"offer_id": row.state.offer_id.hex(), "side": terms.side.value, "tier": terms.tier,
             "interval": terms.interval, "power_w": terms.power_w,
             "remaining_w": row.state.remaining_w, "price": terms.price,
             "expiry_ms": terms.expiry_ms, "height": row.height, "mine": mine}

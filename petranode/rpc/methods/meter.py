@@ -4,6 +4,7 @@
 |---|---|---|
 | ``meter.status`` | – | meter key, first/last committed interval, intervals committed, bills sent/verified/rejected, counters |
 | ``meter.readings`` | ``{"first", "last"}`` | this meter's own readings of committed intervals (owner only) |
+| ``meter.forecast`` | ``{"first", "last"}`` | this meter's profile, future intervals included (owner only) |
 | ``dso.bills`` | – | verified bills: meter key (hex), first/last interval, import/export/total cents |
 | ``dso.aggregate`` | ``{"feeder", "interval"}`` | the feeder's total net load (W), or ``null`` |
 | ``dso.metering`` | – | commitments stored, aggregates complete/unavailable, bills verified, rejections by reason, counters |
@@ -27,6 +28,8 @@ class MeteringControl(Protocol):
     def meter_status(self) -> dict[str, Any]: ...
 
     def readings(self, first: int, last: int) -> list[dict[str, int]]: ...
+
+    def forecast(self, first: int, last: int) -> list[dict[str, int]]: ...
 
     async def bills(self) -> list[dict[str, str | int]]: ...
 
@@ -62,6 +65,12 @@ def register(table: MethodTable, metering: MeteringControl) -> None:
             raise invalid_params("last", "0 <= first <= last")
         return metering.readings(first, last)
 
+    async def forecast(first: int, last: int) -> list[dict[str, int]]:
+        """This meter's profile ahead of time (the household's own plan; owner only)."""
+        if first < 0 or last < first:
+            raise invalid_params("last", "0 <= first <= last")
+        return metering.forecast(first, last)
+
     async def bills() -> list[JsonValue]:
         """Bills the DSO verified: totals per meter and period, nothing per interval."""
         return [{key: value for key, value in bill.items()} for bill in await metering.bills()]
@@ -78,6 +87,7 @@ def register(table: MethodTable, metering: MeteringControl) -> None:
 
     table.register("meter.status", status)
     table.register("meter.readings", readings, ReadingsParams)
+    table.register("meter.forecast", forecast, ReadingsParams)
     table.register("dso.bills", bills)
     table.register("dso.aggregate", aggregate, AggregateParams)
     table.register("dso.metering", counts)

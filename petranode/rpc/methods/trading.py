@@ -2,7 +2,7 @@
 
 | method | params | result |
 |---|---|---|
-| ``market.offer`` | ``{"side", "interval", "power_w", "price", "expiry_ms"?}`` | ``{"offer_id", …}`` once our pool took it |
+| ``market.offer`` | ``{"side", "interval", "power_w", "price", "expiry_ms"?, "tier"?}`` | ``{"offer_id", …}`` once our pool took it |
 | ``market.accept`` | ``{"offer_id", "power_w"}`` | ``{"trade_id", "offer_id", "interval", "power_w", "price"}`` |
 | ``market.cancel`` | ``{"offer_id"}`` | ``{"tx", "offer_id"}`` |
 | ``market.offers`` | ``{"first_interval"?, "last_interval"?}`` | open offers on the ledger (public fields; ``mine``) |
@@ -10,6 +10,7 @@
 | ``market.trades`` | ``{"interval"?}`` | this node's trades: ``status`` cleared/failed/pending, ``latency_ms``, ``proceeds_cents`` |
 | ``market.interval`` | ``{"interval"}`` | the ledger's final trades of one interval: count, volume, value, average price |
 | ``market.trading`` | – | counters |
+| ``market.notices`` | ``{"topic"}`` | the DSO's feeder limits or price policies in force on the ledger |
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, final
 
-from petranode.market.errors import OutOfWindow
+from petranode.market.errors import OutOfWindow, ReputationProofRejected
+from petranode.market.notices import NoticeTopic
 from petranode.market.trade_kinds import MAX_POWER_W, MAX_PRICE, Side
 from petranode.market.trading.service import TradeUnavailable
 from petranode.rpc.errors import ErrorCode
@@ -27,11 +29,12 @@ from petranode.rpc.protocol import MethodTable
 
 TRADE_UNAVAILABLE: Final = ErrorCode.PETRANODE_ERROR - 50
 OUT_OF_WINDOW: Final = ErrorCode.PETRANODE_ERROR - 51
+REPUTATION_PROOF_REJECTED: Final = ErrorCode.PETRANODE_ERROR - 52
 
 
 class TradingControl(Protocol):
     def offer(self, side: Side, interval: int, power_w: int, price: int,
-              expiry_ms: int | None = None) -> Awaitable[dict[str, Any]]: ...
+              expiry_ms: int | None = None, tier: int = 0) -> Awaitable[dict[str, Any]]: ...
 
     def accept(self, offer_id: bytes, power_w: int) -> Awaitable[dict[str, Any]]: ...
 
@@ -45,6 +48,8 @@ class TradingControl(Protocol):
     def trades(self, interval: int | None = None) -> Awaitable[list[dict[str, Any]]]: ...
 
     def interval(self, interval: int) -> Awaitable[dict[str, Any]]: ...
+
+    def notices(self, topic: NoticeTopic) -> Awaitable[list[dict[str, Any]]]: ...
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -61,6 +66,8 @@ class OfferParams:
     price: int
     #: Ms since the Unix epoch; default: the interval's gate closure.
     expiry_ms: int | None = None
+    #: Minimum reputation the offer proves, anonymously (0: ungated).
+    tier: int = 0
 
 
 @final
@@ -95,13 +102,22 @@ class IntervalParams:
     interval: int
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class NoticesParams:
+    #: ``feeder_limit`` or ``price_policy``.
+    topic: str
+
+
 def register(table: MethodTable, trading: TradingControl) -> None:
     table.errors.register(TradeUnavailable, TRADE_UNAVAILABLE)
     table.errors.register(OutOfWindow, OUT_OF_WINDOW)
+    table.errors.register(ReputationProofRejected, REPUTATION_PROOF_REJECTED)
 
     async def offer(side: str, interval: int, power_w: int, price: int,
-                    expiry_ms: int | None = None) -> dict[str, Any]:
-        """Post an anonymous offer through garlic, escrowing its backing."""
+                    expiry_ms: int | None = None, tier: int = 0) -> dict[str, Any]:
+        """Post an anonymous offer through garlic, escrowing its backing; ``tier`` > 0 proves
+        the maker's reputation is at least that, without saying who it is."""
         try:
             chosen = Side(side)
         except ValueError:
@@ -109,7 +125,8 @@ def register(table: MethodTable, trading: TradingControl) -> None:
         _check_range("interval", interval, 0, 2**63 - 1)
         _check_range("power_w", power_w, 1, MAX_POWER_W)
         _check_range("price", price, 1, MAX_PRICE)
-        return await trading.offer(chosen, interval, power_w, price, expiry_ms)
+        _check_range("tier", tier, 0, 2**32 - 1)
+        return await trading.offer(chosen, interval, power_w, price, expiry_ms, tier)
 
     async def accept(offer_id: str, power_w: int) -> dict[str, Any]:
         """Fill part or all of an open offer in one atomic ledger transaction."""
@@ -141,6 +158,14 @@ def register(table: MethodTable, trading: TradingControl) -> None:
         """Trading counters of this node."""
         return trading.stats()
 
+    async def notices(topic: str) -> list[dict[str, Any]]:
+        """The DSO's feeder limits or price policies in force, as posted on the ledger."""
+        try:
+            chosen = NoticeTopic(topic)
+        except ValueError:
+            raise invalid_params("topic", "topic is feeder_limit or price_policy") from None
+        return await trading.notices(chosen)
+
     table.register("market.offer", offer, OfferParams)
     table.register("market.accept", accept, AcceptParams)
     table.register("market.cancel", cancel, OfferIdParams)
@@ -149,6 +174,7 @@ def register(table: MethodTable, trading: TradingControl) -> None:
     table.register("market.trades", trades, TradesParams)
     table.register("market.interval", interval_summary, IntervalParams)
     table.register("market.trading", stats)
+    table.register("market.notices", notices, NoticesParams)
 
 
 def _check_range(param: str, value: int, lo: int, hi: int) -> None:

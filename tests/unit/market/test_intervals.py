@@ -102,6 +102,21 @@ def test_epoch_of() -> None:
         epoch_of(3, 0)
 
 
+def test_epoch_at_follows_the_interval_being_delivered() -> None:
+    assert CLOCK.reputation_epoch_intervals == 4
+    assert CLOCK.epoch_at(GENESIS_MS) == 0
+    assert CLOCK.epoch_at(CLOCK.start(4) - 1) == 0
+    assert CLOCK.epoch_at(CLOCK.start(4)) == 1
+    hourly = MarketClock(GENESIS_MS, 900_000, 300_000, 0, 0, reputation_epoch_intervals=96)
+    assert hourly.epoch_at(hourly.start(96) - 1) == 0
+    assert hourly.epoch_at(hourly.start(96)) == 1
+    with pytest.raises(OutOfWindow) as caught:
+        CLOCK.epoch_at(GENESIS_MS - 1)
+    assert caught.value.reason is WindowFault.BEFORE_GENESIS
+    with pytest.raises(ValueError, match="reputation_epoch_intervals"):
+        MarketClock(0, 900_000, 0, 0, 0, reputation_epoch_intervals=0)
+
+
 @settings(max_examples=300, deadline=None)
 @given(clocks, st.integers(0, 2**44))
 def test_interval_at_contains_now(clock: MarketClock, offset: int) -> None:

@@ -12,30 +12,44 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from market_helpers import (
+    CLOCK,
     CONSUMPTION,
     CONSUMPTION_ID,
     GATE,
     INTERVAL,
     MONEY_ID,
+    NAMES,
     NETWORK,
     PRODUCTION,
     PRODUCTION_ID,
     T0,
     MarketChain,
+    dso,
     funded,
     params,
 )
 
-from petranode.crypto.group import Scalar
+from petranode.crypto.group import Point, Scalar
 from petranode.crypto.keys import PublicAddress
 from petranode.crypto.schnorr import generate_signature
 from petranode.ledger.assets import Asset, AssetKind
 from petranode.ledger.mempool import Mempool
 from petranode.ledger.state import AppliedTx, LedgerSnapshot
-from petranode.ledger.tx import Tx, encode_tx, prefix_digest, tx_hash, validate_tx
+from petranode.ledger.tx import Tx, encode_tx, prefix_digest, prefix_hash, tx_hash, validate_tx
 from petranode.ledger.tx_errors import TxReject, TxRejected
 from petranode.ledger.wallet import OwnedOutput, Payment, build_transfer
-from petranode.market.errors import MarketReject, MarketTxRejected
+from petranode.market.errors import (
+    MarketReject,
+    MarketTxRejected,
+    ProofReject,
+    ReputationProofRejected,
+)
+from petranode.market.reputation import (
+    Credential,
+    ReputationProof,
+    TierList,
+    epoch_credential_key,
+)
 from petranode.market.trade_builder import (
     OfferKeys,
     assemble_ring_tx,
@@ -51,6 +65,7 @@ from petranode.market.trade_kinds import (
     Accept,
     Cancel,
     Offer,
+    OfferGate,
     OfferState,
     OfferTerms,
     Side,
@@ -63,16 +78,20 @@ from petranode.market.trade_kinds import (
     public_output,
     public_tx_secret,
 )
+from petranode.net.identity import RouterKeys
 from petranode.wire import codec
 
 FAR = GATE + 10**9
-#: ``OfferTerms(BUY, 10, 1500 W, 3 ¢, 2⁴⁰ ms, [10, 11], (2G, 3G), 5G)``.
+#: ``OfferTerms(BUY, 10, 1500 W, 3 ¢, 2⁴⁰ ms, [10, 11], (2G, 3G), 5G, tier 0)``.
 TERMS_HEX = (
-    "99a36275790acd05dc03cf00000100000000000a0b92"
+    "9aa36275790acd05dc03cf00000100000000000a0b92"
     "c420c9a3f86aae465f0e56513864510f3997561fa2c9e85ea21dc2292309f3cd6022"
     "c420d4b4f5784868c3020403246717ec169ff79e26608ea126a1ab69ee77d1b16712"
     "c420edc876d6831fd2105d0b4389ca2e283166469289146e2ce06faefe98b22548df"
+    "00"
 )
+#: The same terms gated at tier 7500: the last element is ``cd1d4c``.
+GATED_TERMS_HEX = TERMS_HEX[:-2] + "cd1d4c"
 
 
 def sell_offer(chain: MarketChain, power: int = 300, *, price: int = 3, fee: int = 0,
@@ -356,13 +375,14 @@ def test_the_payout_address_is_derived_and_unlinkable() -> None:
 # -- encodings ------------------------------------------------------------------------------------
 
 
-def test_offer_terms_exact_bytes() -> None:
+@pytest.mark.parametrize(("tier", "expected"), [(0, TERMS_HEX), (7500, GATED_TERMS_HEX)])
+def test_offer_terms_exact_bytes(tier: int, expected: str) -> None:
     terms = OfferTerms(Side.BUY, 10, 1500, 3, 2**40, 10, 11,
                        PublicAddress(Scalar.from_int(2).mul_base(),
                                      Scalar.from_int(3).mul_base()),
-                       Scalar.from_int(5).mul_base())
+                       Scalar.from_int(5).mul_base(), tier)
     encoded = codec.encode(terms.to_value())
-    assert encoded.hex() == TERMS_HEX
+    assert encoded.hex() == expected
     assert OfferTerms.from_value(codec.decode_canonical(encoded, max_size=256)) == terms
     consumption = Asset(AssetKind.CONSUMPTION, 10, 11).asset_id
     assert terms.escrow(1500) == {consumption: 1500, MONEY_ID: 4500}
@@ -442,3 +462,191 @@ def test_the_book_refuses_two_acts_on_one_offer_in_one_block() -> None:
     market_refusal(MarketReject.CONFLICT,
                    lambda: book.delta_for([applied(fill), applied(cancel)]))
     assert offer_state(scenario.chain, fill.offer_id).seq == 0  # delta_for changed nothing
+
+
+# -- reputation-gated offers (SPEC §4.7) ------------------------------------------------------------
+
+TIER = 5_000
+#: The test chain's blocks (from T0) are in reputation epoch 1; GATE − 1 is in epoch 2.
+EPOCH = CLOCK.epoch_at(T0)
+LATE = GATE - 1
+
+
+@cache
+def credential(name: str) -> Credential:
+    return Credential(Scalar.from_int(7_000 + NAMES.index(name)))
+
+
+def tier_list(*names: str, epoch: int = EPOCH, tier: int = TIER,
+              signer: RouterKeys | None = None) -> TierList:
+    """The list of ``tier`` for ``epoch``: both slots of each named prosumer."""
+    members = [epoch_credential_key(credential(n).public, NETWORK, epoch, slot).raw
+               for n in names for slot in (0, 1)]
+    return TierList.issue(dso() if signer is None else signer, NETWORK, epoch=epoch, tier=tier,
+                          members=members)
+
+
+def gated_offer(chain: MarketChain, listed: TierList, *, tier: int = TIER, maker: str = "seller",
+                gate: bool = True, slot: int = 0, seed: int = 1) -> Offer:
+    w = chain.wallets["seller"]
+    offer, _ = build_offer(
+        w.keys, w.unspent(PRODUCTION_ID), side=Side.SELL, interval=INTERVAL, power_w=300,
+        price=3, expiry_ms=FAR, energy=PRODUCTION, fee=0, decoys=chain, opts=chain.opts(seed),
+        tier=tier, gate=(credential(maker), listed) if gate else None, gate_slot=slot)
+    return offer
+
+
+def test_a_gated_offer_from_a_listed_prosumer_is_valid_applies_and_filters() -> None:
+    chain = funded()
+    listed = tier_list("buyer", "seller", "filler")
+    offer = gated_offer(chain, listed, slot=1)
+    assert offer.gate is not None and offer.gate.tier_list == listed
+    assert offer.gate.proof.ring_size == 6
+    assert MARKET_REGISTRY.decode(encode_tx(offer)) == offer
+    plain, _ = buy_offer(chain)
+    chain.commit([offer, plain])
+    gated = [o for o in chain.book.offers() if o.terms.tier >= TIER]  # a buyer's filter
+    assert [o.offer_id for o in gated] == [tx_hash(offer)]
+    assert offer_state(chain, tx_hash(offer)).terms.tier == TIER
+    # An accept of a gated offer is an ordinary accept.
+    chain.commit([accept(chain, tx_hash(offer), 100)])
+    assert offer_state(chain, tx_hash(offer)).remaining_w == 200
+
+
+def test_a_prosumer_not_in_the_tier_cannot_build_a_gated_offer() -> None:
+    chain = funded()
+    with pytest.raises(ReputationProofRejected) as info:
+        gated_offer(chain, tier_list("buyer", "filler"))
+    assert info.value.reason is ProofReject.NOT_IN_TIER
+    with pytest.raises(ReputationProofRejected):  # the DSO lists slots 0 and 1 only
+        gated_offer(chain, tier_list("seller", "filler"), slot=2)
+
+
+def test_a_gated_offer_with_a_flipped_proof_bit_or_another_offers_proof_is_refused() -> None:
+    chain = funded()
+    listed = tier_list("buyer", "seller")
+    offer = gated_offer(chain, listed)
+    assert offer.gate is not None
+    proof = offer.gate.proof
+    for bit in (0, 8 * 40 + 3, 8 * len(proof.signature) - 1):
+        signature = bytearray(proof.signature)
+        signature[bit // 8] ^= 1 << (bit % 8)
+        bad = dataclasses.replace(proof, signature=bytes(signature))
+        forged = dataclasses.replace(offer, gate=OfferGate(listed, bad))
+        market_refusal(MarketReject.BAD_REPUTATION_PROOF, lambda f=forged: chain.validate(f))
+    # A valid proof of one offer does not gate another: it signs the prefix hash.
+    other = gated_offer(chain, listed, seed=9)
+    assert prefix_hash(other, NETWORK) != prefix_hash(offer, NETWORK)
+    moved = dataclasses.replace(other, gate=offer.gate)
+    market_refusal(MarketReject.BAD_REPUTATION_PROOF, lambda: chain.validate(moved))
+    chain.validate(offer)
+
+
+def test_a_tier_list_not_signed_by_the_dso_is_refused() -> None:
+    chain = funded()
+    rogue = tier_list("buyer", "seller", signer=RouterKeys.generate())
+    market_refusal(MarketReject.BAD_TIER_LIST,
+                   lambda: chain.validate(gated_offer(chain, rogue)))
+
+
+def test_only_a_tier_list_of_the_blocks_epoch_or_the_one_before_is_accepted() -> None:
+    chain = funded()
+    assert (EPOCH, CLOCK.epoch_at(LATE)) == (1, 2)
+    current = gated_offer(chain, tier_list("seller", epoch=EPOCH))
+    previous = gated_offer(chain, tier_list("seller", epoch=EPOCH - 1))
+    ahead = gated_offer(chain, tier_list("seller", epoch=EPOCH + 1))
+    chain.validate(current)
+    chain.validate(previous)  # published at the boundary, still in flight
+    market_refusal(MarketReject.STALE_TIER_LIST, lambda: chain.validate(ahead))
+    chain.validate(current, time_ms=LATE)
+    market_refusal(MarketReject.STALE_TIER_LIST,
+                   lambda: chain.validate(previous, time_ms=LATE))
+    chain.validate(ahead, time_ms=LATE)
+
+
+def test_tier_and_gate_must_agree() -> None:
+    chain = funded()
+    listed = tier_list("seller")
+    market_refusal(MarketReject.GATE_MISSING,
+                   lambda: chain.validate(gated_offer(chain, listed, gate=False)))
+    market_refusal(MarketReject.GATE_UNEXPECTED,
+                   lambda: chain.validate(gated_offer(chain, listed, tier=0)))
+    market_refusal(MarketReject.TIER_MISMATCH,
+                   lambda: chain.validate(gated_offer(chain, listed, tier=2_500)))
+    # A relay stripping the gate leaves an offer that claims a tier it does not prove.
+    offer = gated_offer(chain, listed)
+    market_refusal(MarketReject.GATE_MISSING,
+                   lambda: chain.validate(dataclasses.replace(offer, gate=None)))
+    with pytest.raises(TxRejected):
+        dataclasses.replace(offer.terms, tier=2**32)
+
+
+_points = st.integers(1, 2**64).map(lambda k: Scalar.from_int(k).mul_base())
+
+
+@settings(max_examples=50, deadline=None)
+@given(side=st.sampled_from(Side), interval=st.integers(0, 2**63 - 1),
+       power=st.integers(1, 2**32 - 1), price=st.integers(1, 2**32 - 1),
+       expiry=st.integers(0, 2**63 - 1), tier=st.integers(0, 2**32 - 1),
+       keys=st.tuples(_points, _points, _points))
+def test_offer_terms_with_a_tier_round_trip(side: Side, interval: int, power: int, price: int,
+                                            expiry: int, tier: int,
+                                            keys: tuple[Point, Point, Point]) -> None:
+    terms = OfferTerms(side, interval, power, price, expiry, interval, interval,
+                       PublicAddress(keys[0], keys[1]), keys[2], tier)
+    encoded = codec.encode(terms.to_value())
+    assert OfferTerms.from_value(codec.decode_canonical(encoded, max_size=256)) == terms
+
+
+@settings(max_examples=30, deadline=None)
+@given(epoch=st.integers(0, 2**63 - 1), tier=st.integers(0, 2**32 - 1),
+       members=st.lists(_points, min_size=1, max_size=8), image=_points,
+       signature=st.binary(min_size=64, max_size=64), pairs=st.binary(min_size=64, max_size=64))
+def test_offer_gate_round_trips(epoch: int, tier: int, members: list[Point], image: Point,
+                                signature: bytes, pairs: bytes) -> None:
+    listed = TierList(epoch, tier, tuple(sorted({m.raw for m in members})), signature)
+    ring = len(listed.members)
+    proof = ReputationProof(epoch, tier, listed.list_id, image.raw, pairs * ring)
+    gate = OfferGate(listed, proof)
+    encoded = codec.encode(gate.to_value())
+    assert OfferGate.from_value(codec.decode_canonical(encoded, max_size=2**16)) == gate
+
+
+@cache
+def _gated_encoding() -> tuple[MarketChain, bytes]:
+    chain = funded()
+    offer = gated_offer(chain, tier_list("buyer", "seller"))
+    chain.validate(offer)
+    return chain, encode_tx(offer)
+
+
+_garbage_gate = st.one_of(
+    st.binary(max_size=64),
+    st.lists(st.binary(max_size=200), min_size=0, max_size=3),
+    st.integers(-(2**63), 2**64 - 1),
+    st.tuples(st.binary(max_size=64), st.binary(max_size=64)).map(list),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(garbage=_garbage_gate)
+def test_garbage_gate_bytes_decode_to_tx_rejected_only(garbage: object) -> None:
+    _, encoded = _gated_encoding()
+    version, kind, prefix, witness = codec.decode_canonical(encoded, max_size=2**17)
+    witness[2] = garbage
+    with pytest.raises(TxRejected):
+        MARKET_REGISTRY.decode(codec.encode([version, kind, prefix, witness]))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_flipped_bit_anywhere_in_a_gated_offer_is_refused(data: st.DataObject) -> None:
+    chain, encoded = _gated_encoding()
+    gate = MARKET_REGISTRY.decode(encoded).witness_fields()[2]
+    # Half the draws land in the gate (the encoding's tail), where the list and proof are.
+    lo = data.draw(st.sampled_from([0, len(encoded) - len(codec.encode(gate))]), label="region")
+    position = data.draw(st.integers(8 * lo, 8 * len(encoded) - 1), label="bit")
+    flipped = bytearray(encoded)
+    flipped[position // 8] ^= 1 << (position % 8)
+    with pytest.raises(TxRejected):
+        chain.validate(MARKET_REGISTRY.decode(bytes(flipped)))

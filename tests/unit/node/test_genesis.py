@@ -12,6 +12,7 @@ import pytest
 from petranode.config import ConfigError
 from petranode.crypto.group import Scalar
 from petranode.genesis import load_genesis, parse_genesis, render_genesis
+from petranode.market.intervals import MarketClock
 
 EXAMPLE = Path(__file__).parents[3] / "config" / "genesis.toml"
 
@@ -40,6 +41,23 @@ def test_valid_document_parses_and_round_trips(tmp_path: Path) -> None:
     again = load_genesis(path)
     assert again == genesis
     assert again.hash() == genesis.hash()
+
+
+def test_reputation_epoch_intervals_defaults_and_reaches_the_market_clock(
+        tmp_path: Path) -> None:
+    without = parse_genesis(_document())
+    assert without.params.reputation_epoch_intervals == 4
+    assert without.to_json()["params"]["reputation_epoch_intervals"] == 4
+    document = _document()
+    document["params"]["reputation_epoch_intervals"] = 96
+    genesis = parse_genesis(document)
+    genesis.write(tmp_path / "genesis.toml")
+    assert load_genesis(tmp_path / "genesis.toml") == genesis
+    assert genesis.hash() != without.hash()
+    clock = MarketClock.from_genesis(genesis, gate_lead_ms=2000, clearing_ms=1000,
+                                     settlement_lag_ms=2000)
+    assert clock.reputation_epoch_intervals == 96
+    assert clock.epoch_at(clock.start(96)) == 1
 
 
 def test_destinations_are_optional_and_round_trip(tmp_path: Path) -> None:
@@ -73,6 +91,10 @@ def test_destinations_are_optional_and_round_trip(tmp_path: Path) -> None:
     (lambda d: d["params"].update(foo=1), "params.foo: unknown key"),
     (lambda d: d["params"].update(clearing_ms=3000), "params.clearing_ms: out of range"),
     (lambda d: d["params"].update(gate_lead_ms=900_000), "params.gate_lead_ms: must be shorter"),
+    (lambda d: d["params"].update(reputation_epoch_intervals=0),
+     "params.reputation_epoch_intervals: out of range"),
+    (lambda d: d["params"].update(reputation_epoch_intervals=10_001),
+     "params.reputation_epoch_intervals: out of range"),
 ])
 def test_bad_values_are_named(mutate: Any, message: str) -> None:
     document = copy.deepcopy(_document())
