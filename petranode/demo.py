@@ -349,9 +349,14 @@ class Demo:
         price = (f"{ledger['avg_price']:.2f} c/W" if ledger["avg_price"] is not None
                  else "–")
         hour = interval % 24
+        latencies = [t["latency_ms"] for h in HOUSEHOLDS if h.sells
+                     for t in self.rpc(h.name, "market.trades", {"interval": interval})
+                     if t["role"] == "maker" and t["latency_ms"] is not None]
+        latency = (f", offer→final {statistics.median(latencies) / 1000:.1f}s"
+                   if latencies else "")
         self._say(f"interval {interval:3d} ({hour:02d}:00): {log.offers} offers, "
                   f"{ledger['trades']} trades cleared, {ledger['volume_w']:5d} W at {price}"
-                  + (f"; {'; '.join(log.refused)}" if log.refused else ""))
+                  f"{latency}" + (f"; {'; '.join(log.refused)}" if log.refused else ""))
 
     def _report(self, first: int, last: int) -> dict[str, int]:
         # Bills go out when the billing period's last interval is committed; settlement

@@ -40,6 +40,7 @@ from petranode.ledger.assets import MONEY
 from petranode.ledger.state import LedgerSnapshot, OutputRecord, apply_block_txs
 from petranode.ledger.tx import BASE_REGISTRY, LedgerParams, encode_tx, validate_tx
 from petranode.ledger.wallet import Payment, Wallet, build_issuance, build_transfer
+from petranode.market.settings import MarketConfig
 from petranode.net.identity import RouterKeys
 from petranode.rpc.client import call_sync
 from petranode.testnet import Testnet, default_layout
@@ -104,7 +105,8 @@ def _prepare(directory: Path) -> Testnet:
     """A testnet whose first issuance pays each prosumer several outputs."""
     net = Testnet(directory)
     specs = default_layout(NODES)
-    net.generate(specs)
+    # Cover transactions off: the figure is the rate of the benchmark's own transfers.
+    net.generate(specs, market={s.name: MarketConfig(cover_tx_interval_s=0) for s in specs})
     dso = next(s for s in specs if Role.DSO in s.roles)
     config = net.config(dso.name)
     ledger = dataclasses.replace(

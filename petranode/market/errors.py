@@ -5,7 +5,11 @@ Every refusal is a :class:`MarketError` subclass carrying an enum ``reason`` (Co
 bytes never reach a log line through the message. A market decoder has two outcomes, a value
 or :class:`MarketRecordInvalid`; a request the DSO will not grant is :class:`RequestRefused`;
 a time-window violation is :class:`OutOfWindow`; a reputation proof that does not verify is
-:class:`ReputationProofRejected`; inconsistent settlement input is :class:`SettlementRejected`.
+:class:`ReputationProofRejected`; inconsistent settlement input is :class:`SettlementRejected`;
+a delivery report the DSO refuses is :class:`DeliveryRejected`. The one exception to the base
+class: a market *transaction* that breaks a rule raises :class:`MarketTxRejected`, a
+``TxRejected`` of the ledger with the market's reason enum, so the ledger refuses it like its
+own.
 
 Local misuse (a negative power passed by our own code) stays ``ValueError``.
 """

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from petranode.testnet import Testnet
+from petranode.market.settings import MarketConfig
+from petranode.testnet import Testnet, default_layout
 
 
 @pytest.fixture
@@ -23,13 +24,17 @@ def short_tmp() -> Iterator[Path]:
 
 
 @pytest.fixture
-def testnet_factory(short_tmp: Path) -> Iterator[Callable[[int], Testnet]]:
-    """Start testnets of N nodes; every one is torn down (and checked gone) after the test."""
+def testnet_factory(short_tmp: Path) -> Iterator[Callable[..., Testnet]]:
+    """Start testnets of N nodes (``cover=False``: no cover transactions, for tests that spend
+    prosumers' outputs themselves); every one is torn down (and checked gone) after the test."""
     started: list[Testnet] = []
 
-    def start(n: int) -> Testnet:
+    def start(n: int, *, cover: bool = True) -> Testnet:
         net = Testnet(short_tmp / f"net{len(started)}")
         started.append(net)
+        specs = default_layout(n)
+        quiet = MarketConfig(cover_tx_interval_s=0)
+        net.generate(specs, market=None if cover else {s.name: quiet for s in specs})
         net.up(n)
         return net
 

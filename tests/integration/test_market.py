@@ -10,33 +10,21 @@ an interval whose gate has closed is refused. Everything through RPC, polled wit
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from polling import rpc, wait_for
 
 from petranode.ledger.assets import Asset, AssetKind
-from petranode.rpc.client import call_sync
 from petranode.testnet import Testnet
 
 pytestmark = pytest.mark.integration
 
 NODES = 7
 CAPACITY_W = 5000
-POLL_S = 0.2
 
 
-def rpc(net: Testnet, name: str, method: str, params: dict[str, Any] | None = None) -> Any:
-    return call_sync(net.socket_path(name), method, params, timeout=45.0)
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(POLL_S)
 
 
 @pytest.fixture

@@ -13,17 +13,16 @@ Everything through RPC, polled with deadlines.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import rpc, wait_for
 
 from petranode.genesis import Params
 from petranode.ledger.assets import Asset, AssetKind
 from petranode.market.settings import MarketConfig
-from petranode.rpc.client import call_sync
 from petranode.rpc.errors import RpcError
 from petranode.rpc.methods.trading import (
     OUT_OF_WINDOW,
@@ -39,18 +38,8 @@ EXPORT_W = 1500
 SOLD_W = 2500
 PRICE = 2
 TIER = 5000
-POLL_S = 0.2
 
 
-def rpc(net: Testnet, name: str, method: str, params: dict[str, Any] | None = None) -> Any:
-    return call_sync(net.socket_path(name), method, params, timeout=45.0)
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(POLL_S)
 
 
 def rpc_error(net: Testnet, name: str, method: str, params: dict[str, Any]) -> RpcError:
@@ -105,7 +94,7 @@ def _grant(net: Testnet, name: str, kind: AssetKind, amount: int, interval: int)
 
 
 def _gate_closed(net: Testnet, interval: int) -> bool:
-    return rpc(net, "dso", "market.stats")["first_open_interval"] > interval
+    return bool(rpc(net, "dso", "market.stats")["first_open_interval"] > interval)
 
 
 def _trade_status(net: Testnet, name: str, trade_id: str) -> str | None:
