@@ -2,13 +2,14 @@
 the meter's delivery report, reputation and gated offers, cover transactions (SPEC §4.7).
 
 A 7-node testnet (DSO, 3 validators, 3 prosumers) with 4-second intervals and reputation
-epochs of two intervals. The DSO's feeder limit and price policy appear on the ledger. prosumer1's meter plays a recorded profile that exports 1500 W every
-interval; prosumer2 buys. prosumer1 sells 2500 W with a reputation-gated offer (tier 5000),
-prosumer2 takes it all, both nodes report the trade cleared; the same production cannot be
-offered twice; an accept after gate closure is refused. After the interval prosumer1's meter
-reports 1500 W delivered: the DSO settles a 1000 W shortfall, a penalty and a lower score,
-and in the next epoch prosumer1's gated offer is refused. prosumer3 sends cover transactions.
-Everything through RPC, polled with deadlines.
+epochs of two intervals. The DSO's feeder limit and price policy appear on the ledger.
+prosumer1's meter plays a recorded profile that exports 1500 W every interval; prosumer2 buys.
+prosumer1 sells 2500 W with a reputation-gated offer (tier 5000), prosumer2 takes it all, both
+nodes report the trade cleared; the same production cannot be offered twice; an accept after
+gate closure is refused. After the interval prosumer1's meter reports 1500 W delivered: the
+DSO settles a 1000 W shortfall, a penalty and a lower score, and in the next epoch
+prosumer1's gated offer is refused. prosumer3 sends cover transactions. prosumer2 survives
+kill -9 with its trade and wallet. Everything through RPC, polled with deadlines.
 """
 
 from __future__ import annotations
@@ -180,3 +181,13 @@ def test_trade_settlement_and_reputation_gate(net: Testnet) -> None:
     # Cover: prosumer3 never traded, yet its node sent zero-value transfers to the ledger.
     wait_for("cover transactions", lambda: rpc(net, "prosumer3", "market.trading")
              ["counters"].get("cover_sent", 0) >= 2, 30)
+
+    # kill -9 of a trading node loses nothing final: its trade and wallet come back from disk.
+    before = rpc(net, "prosumer2", "market.trades")
+    balance = rpc(net, "prosumer2", "wallet.balance")
+    net.kill("prosumer2")
+    net.start("prosumer2")
+    net.wait_ready()
+    assert rpc(net, "prosumer2", "market.trades") == before
+    wait_for("prosumer2's wallet rescanned", lambda: rpc(
+        net, "prosumer2", "wallet.balance") == balance, 30)

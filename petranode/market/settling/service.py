@@ -298,7 +298,11 @@ class SettlementService:
         assert self._sales is not None and self._export_w is not None
         clock = self.market_clock
         ended = clock.interval_at(now_ms) - 1
-        for interval in range(max(0, ended - MAX_REPORT_BACKLOG), ended + 1):
+        oldest = max(0, ended - MAX_REPORT_BACKLOG)
+        for table in (self._reports, self._report_sent_at):
+            for old in [i for i in table if i < oldest]:
+                del table[old]
+        for interval in range(oldest, ended + 1):
             if self._reports.get(interval) in ("accepted", "refused", "none"):
                 continue
             if now_ms >= clock.settlement_time(interval):
@@ -355,6 +359,7 @@ class SettlementService:
             self._count("tiers_bad_signature")
             return
         if lists:
+            self._tiers = {e: t for e, t in self._tiers.items() if e >= epoch - 1}
             self._tiers[epoch] = lists
         future = self._tiers_waiting.get(epoch)
         if future is not None and not future.done():
