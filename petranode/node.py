@@ -254,10 +254,7 @@ class Node:
             to = validator_destinations[secrets.randbelow(len(validator_destinations))]
             await garlic.send(to, data, GarlicProtocol.LEDGER)
 
-        params = self.genesis.params
-        book = MarketLedger(store, MarketClock.from_genesis(
-            self.genesis, gate_lead_ms=params.gate_lead_ms, clearing_ms=params.clearing_ms,
-            settlement_lag_ms=params.settlement_lag_ms))
+        book = MarketLedger(store, MarketClock.from_genesis(self.genesis))
         self.ledger = await stack.enter_async_context(
             LedgerService(
                 config=self.config.ledger,

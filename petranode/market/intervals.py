@@ -103,18 +103,16 @@ class MarketClock:
             raise ValueError("reputation_epoch_intervals must be at least 1")
 
     @classmethod
-    def from_genesis(
-        cls, genesis: Genesis, *, gate_lead_ms: int, clearing_ms: int, settlement_lag_ms: int
-    ) -> MarketClock:
-        """The clock of ``genesis``'s network with these market parameters (the reputation
-        epoch length is read from ``genesis.params``)."""
+    def from_genesis(cls, genesis: Genesis) -> MarketClock:
+        """The clock of ``genesis``'s network: its interval schedule and market parameters."""
+        params = genesis.params
         return cls(
             genesis_ms=genesis.genesis_time * MS_PER_S,
             interval_ms=genesis.interval_s * MS_PER_S,
-            gate_lead_ms=gate_lead_ms,
-            clearing_ms=clearing_ms,
-            settlement_lag_ms=settlement_lag_ms,
-            reputation_epoch_intervals=genesis.params.reputation_epoch_intervals,
+            gate_lead_ms=params.gate_lead_ms,
+            clearing_ms=params.clearing_ms,
+            settlement_lag_ms=params.settlement_lag_ms,
+            reputation_epoch_intervals=params.reputation_epoch_intervals,
         )
 
     # -- the timeline of one interval ----------------------------------------------------------

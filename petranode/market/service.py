@@ -112,10 +112,7 @@ class MarketService:
         self._credential = credential
         self._address = address
         self._dso = dso
-        params = genesis.params
-        self.market_clock = MarketClock.from_genesis(
-            genesis, gate_lead_ms=params.gate_lead_ms, clearing_ms=params.clearing_ms,
-            settlement_lag_ms=params.settlement_lag_ms)
+        self.market_clock = MarketClock.from_genesis(genesis)
         self.book = CapacityBook()
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue(MAX_QUEUED)
         self._waiting: dict[bytes, asyncio.Future[AnswerMessage]] = {}

@@ -168,10 +168,7 @@ class MeteringService:
         self._dso = dso
         self._registrations_source = registrations
         self._profile_path = profile_path
-        params = genesis.params
-        self.market_clock = MarketClock.from_genesis(
-            genesis, gate_lead_ms=params.gate_lead_ms, clearing_ms=params.clearing_ms,
-            settlement_lag_ms=params.settlement_lag_ms)
+        self.market_clock = MarketClock.from_genesis(genesis)
         self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue(MAX_QUEUED)
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()

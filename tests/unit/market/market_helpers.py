@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 
 from petranode.crypto.keys import WalletKeys
@@ -19,6 +19,7 @@ from petranode.market.trade_kinds import (
     MarketDelta,
     MarketSnapshot,
 )
+from petranode.net.garlic.envelope import Protocol as GarlicProtocol
 from petranode.net.identity import RouterKeys
 
 NETWORK = "petranode-test"
@@ -121,3 +122,18 @@ def funded() -> MarketChain:
     for delta in _funding():
         chain.replay(delta)
     return chain
+
+
+class FakeGarlic:
+    """What the market channel needs of the garlic service: one receiver per protocol."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[GarlicProtocol, Callable[[bytes, bytes], None]] = {}
+
+    def subscribe(self, protocol: GarlicProtocol, handler: Callable[[bytes, bytes], None]) -> None:
+        assert protocol not in self.handlers
+        self.handlers[protocol] = handler
+
+    async def send(self, to: bytes, data: bytes,
+                   protocol: GarlicProtocol = GarlicProtocol.APP) -> bytes:
+        return b""

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
+from market_helpers import FakeGarlic
 
 from petranode.market.messages import (
     AnswerMessage,
@@ -21,18 +20,6 @@ from petranode.net.garlic.envelope import Protocol as GarlicProtocol
 
 NET = "channel-test"
 
-
-class FakeGarlic:
-    def __init__(self) -> None:
-        self.handlers: dict[GarlicProtocol, Callable[[bytes, bytes], None]] = {}
-
-    def subscribe(self, protocol: GarlicProtocol, handler: Callable[[bytes, bytes], None]) -> None:
-        assert protocol not in self.handlers
-        self.handlers[protocol] = handler
-
-    async def send(self, to: bytes, data: bytes,
-                   protocol: GarlicProtocol = GarlicProtocol.APP) -> bytes:
-        return b""
 
 
 def test_messages_go_to_their_service() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from market_helpers import FakeGarlic
 
 from petranode.market.errors import MarketRecordInvalid, RecordFault
 from petranode.market.messages import (
@@ -231,20 +232,6 @@ def test_shaped_garbage_gives_a_message_or_the_error(kind: str, rest: list[codec
 
 Handler = Callable[[bytes, bytes], None]
 
-
-class FakeGarlic:
-    """What the channel needs of the garlic service: one receiver per protocol."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[GarlicProtocol, Handler] = {}
-
-    def subscribe(self, protocol: GarlicProtocol, handler: Handler) -> None:
-        assert protocol not in self.handlers
-        self.handlers[protocol] = handler
-
-    async def send(self, to: bytes, data: bytes,
-                   protocol: GarlicProtocol = GarlicProtocol.APP) -> bytes:
-        return b""
 
 
 def _wired() -> tuple[Handler, dict[str, list[tuple[bytes, bytes]]]]:

@@ -54,8 +54,7 @@ def test_reputation_epoch_intervals_defaults_and_reaches_the_market_clock(
     genesis.write(tmp_path / "genesis.toml")
     assert load_genesis(tmp_path / "genesis.toml") == genesis
     assert genesis.hash() != without.hash()
-    clock = MarketClock.from_genesis(genesis, gate_lead_ms=2000, clearing_ms=1000,
-                                     settlement_lag_ms=2000)
+    clock = MarketClock.from_genesis(genesis)
     assert clock.reputation_epoch_intervals == 96
     assert clock.epoch_at(clock.start(96)) == 1
 
