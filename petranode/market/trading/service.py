@@ -36,12 +36,13 @@ from types import TracebackType
 from typing import Any, Final, Protocol, final
 
 from petranode.clock import Clock
-from petranode.crypto.keys import PublicAddress, WalletKeys
+from petranode.crypto.keys import WalletKeys
 from petranode.errors import PetranodeError
 from petranode.ledger.assets import MONEY, Asset
 from petranode.ledger.state import StateDelta
 from petranode.ledger.tx import LedgerParams, Tx
-from petranode.ledger.wallet import DecoySource, OwnedOutput
+from petranode.ledger.tx_errors import InsufficientFunds
+from petranode.ledger.wallet import DecoySource, OwnedOutput, build_transfer
 from petranode.market.billing import PricePolicy
 from petranode.market.book.store import BookEffects, MarketLedger, OfferRow
 from petranode.market.errors import OutOfWindow, WindowFault
@@ -98,9 +99,6 @@ class TradingLedger(Protocol):
                      ) -> Awaitable[bytes]: ...
 
     def abandon(self, digest: bytes) -> bool: ...
-
-    def wallet_transfer(self, to: PublicAddress, amount: int, asset: Asset) -> Awaitable[bytes]:
-        ...
 
     def on_commit(self, listener: Callable[[StateDelta], None]) -> None: ...
 
@@ -430,11 +428,24 @@ class TradingService:
         proof — and it leaves through the same tunnels, so an observer cannot tell when this
         household really trades."""
         rng = random.SystemRandom()
-        own = self._ledger.wallet_keys.address
+        keys = self._ledger.wallet_keys
+
+        def build(available: Sequence[OwnedOutput], decoys: DecoySource, now: float) -> Tx:
+            # The smallest money output (after the first cover, a zero one of its own): the
+            # large ones stay free for real trades while this one is pending.
+            money = [o for o in available if o.asset_id == MONEY.asset_id]
+            if not money:
+                raise InsufficientFunds("no free money output for a cover transaction")
+            smallest = min(money, key=lambda o: o.amount)
+            return build_transfer(
+                keys, [smallest], keys.address, 0, MONEY.asset_id, 0, decoys,
+                network_id=self._network_id, min_ring_size=self._ledger.params.min_ring_size,
+                now=now, unlock_time=0.0, random_source=rng)
+
         while True:
             await asyncio.sleep(rng.expovariate(1 / self._cover_interval_s))
             try:
-                await self._ledger.wallet_transfer(own, 0, MONEY)
+                await self._ledger.wallet_spend(build, (MONEY.asset_id,))
             except PetranodeError as exc:  # no funds yet, refused by the pool, no tunnel
                 self._count(f"cover_failed_{type(exc).__name__}")
                 continue
