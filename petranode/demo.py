@@ -41,7 +41,10 @@ from typing import Any, Final, TextIO
 from petranode.config import Role
 from petranode.errors import PetranodeError
 from petranode.genesis import Params
+from petranode.keystore import load_keys
 from petranode.ledger.assets import Asset, AssetKind
+from petranode.market.meter import MeterKeys
+from petranode.market.service import credential_from_spend
 from petranode.market.settings import MarketConfig
 from petranode.rpc.client import call_sync
 from petranode.rpc.errors import RpcError, RpcUnavailable
@@ -66,6 +69,8 @@ MIN_TRADE_W: Final = 100
 OVERSELL_PERCENT: Final = 250
 POLL_S: Final = 0.25
 RPC_TIMEOUT_S: Final = 45.0
+#: Seconds the report waits for the bills of every ended billing period.
+BILL_WAIT_S: Final = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,19 +172,37 @@ class Demo:
         self._gate_lead_ms = genesis.params.gate_lead_ms
         self._clearing_ms = genesis.params.clearing_ms
         t0 = time.monotonic()
+        self._register_before_meters_start()
         self.net.up(len(specs))
         self._say(f"testnet: {len(specs)} nodes up in {time.monotonic() - t0:.1f}s "
                   f"({self.net.dir}): 1 DSO, 3 validators, {len(HOUSEHOLDS)} households")
 
-    def _setup(self) -> None:
+    def _register_before_meters_start(self) -> None:
+        """The DSO comes up first and registers every household from the keys it was handed
+        at installation, so each meter's first commitments already find it registered (the
+        DSO keeps commitments of registered meters only)."""
+        self.net.start(DSO)
+        self._wait("the DSO's control socket", lambda: self.net.try_status(DSO) is not None,
+                   30)
         for h in HOUSEHOLDS:
-            identity = self.rpc(h.name, "market.identity")
+            keys = load_keys(self.net.node_dir(h.name))
+            spend, _ = keys.wallet()
             self.rpc(DSO, "dso.register", {
-                **identity, "max_generation_w": self._capacity(h),
-                "max_consumption_w": 10_000, "feeder": h.feeder})
+                "meter_key": MeterKeys(keys.meter_seed()).signing_key.hex(),
+                "credential_key": credential_from_spend(spend).public.raw.hex(),
+                "max_generation_w": self._capacity(h), "max_consumption_w": 10_000,
+                "feeder": h.feeder})
         for feeder in {h.feeder for h in HOUSEHOLDS}:
             self.rpc(DSO, "dso.feeder_limit", {"feeder": feeder, "max_production_w": 50_000,
                                                "max_consumption_w": 50_000})
+
+    def _setup(self) -> None:
+        for h in HOUSEHOLDS:
+            # What the DSO registered is what each node reports as its own identity.
+            identity = self.rpc(h.name, "market.identity")
+            registered = self.rpc(DSO, "dso.settlement")["prosumers"]
+            if identity["meter_key"] not in {r["meter_key"] for r in registered}:
+                raise DemoError(f"{h.name}'s meter is not the one the DSO registered")
         dso_destination = self.rpc(DSO, "dest.address")
         self._wait("every household finds the DSO's destination", lambda: all(
             self.rpc(h.name, "netdb.lookup", {"key": dso_destination}) is not None
@@ -363,8 +386,13 @@ class Demo:
         # after each interval's settlement lag.
         # Meters bill every period that has ended (they meter from period 0).
         periods = (last + 1) // self._billing_period
-        self._wait("the DSO to verify the bills", lambda: len(self.rpc(DSO, "dso.bills"))
-                   >= periods * len(HOUSEHOLDS), 90)
+        expected = periods * len(HOUSEHOLDS)
+        if not self._poll(lambda: len(self.rpc(DSO, "dso.bills")) >= expected,
+                          self._now_ms() + BILL_WAIT_S * 1000):
+            self._say(f"(only {len(self.rpc(DSO, 'dso.bills'))} of {expected} bills verified "
+                      f"after {BILL_WAIT_S}s; meter status: "
+                      + ", ".join(f"{h.name} {self.rpc(h.name, 'meter.status')['counters']}"
+                                  for h in HOUSEHOLDS) + ")")
         cleared: set[str] = set()
         failed: set[str] = set()
         latencies: list[int] = []

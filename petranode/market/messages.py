@@ -278,6 +278,12 @@ class DeliveredMessage:
     accepted: bool
     reason: str = ""
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.interval <= _MAX_INTERVAL:
+            raise ValueError("interval out of range")
+        if len(self.reason) > MAX_REASON_CHARS:
+            raise ValueError("a reason is at most 64 characters")
+
     def encode(self) -> bytes:
         return codec.encode([MESSAGE_VERSION, "delivered", self.interval, self.accepted,
                              self.reason])
@@ -287,6 +293,10 @@ class DeliveredMessage:
 @dataclass(frozen=True, slots=True)
 class TiersQuery:
     epoch: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.epoch <= _MAX_INTERVAL:
+            raise ValueError("epoch out of range")
 
     def encode(self) -> bytes:
         return codec.encode([MESSAGE_VERSION, "tiers?", self.epoch])
