@@ -1148,10 +1148,6 @@ class LedgerService:
         self._commit_listeners.append(listener)
 
     @property
-    def height(self) -> int:
-        return self._height
-
-    @property
     def head_time_ms(self) -> int:
         return self._head_time_ms
 

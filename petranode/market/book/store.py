@@ -219,13 +219,6 @@ class MarketLedger:
             f"SELECT {_TRADE_COLUMNS} FROM trades WHERE trade_id = ?", (trade_id,))
         return None if row is None else _trade(row)
 
-    async def trades_in(self, first_interval: int, last_interval: int) -> list[TradeRow]:
-        rows = await self._store.fetchall(
-            f"SELECT {_TRADE_COLUMNS} FROM trades WHERE interval BETWEEN ? AND ? "
-            "ORDER BY interval, height, trade_id LIMIT ?",
-            (first_interval, last_interval, MAX_ROWS))
-        return [_trade(r) for r in rows]
-
     async def notices(self, topic: NoticeTopic) -> list[tuple[str, int, bytes, int]]:
         """``(key, issued_ms, body, height)`` of the notice in force per key of ``topic``:
         the latest the DSO issued."""
