@@ -21,7 +21,6 @@ from petranode.net.garlic.envelope import Protocol as GarlicProtocol
 NET = "channel-test"
 
 
-
 def test_messages_go_to_their_service() -> None:
     garlic = FakeGarlic()
     channel = MarketChannel(garlic)
